@@ -1,0 +1,54 @@
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KUBECTL = $(shell source hack/versions.sh && echo $$K8S_BIN)/kubectl --kubeconfig .cluster/kubeconfig
+PYTEST_ARGS ?=
+
+.PHONY: help venv build-k8s cluster-up cluster-down services-up services-down demo demo-down test bench lint
+
+help:
+	@echo "make demo    - local control plane + operator + example ModerationStack"
+	@echo "make test    - unit, integration (PostgreSQL, Redis) and end-to-end tests"
+	@echo "make bench   - benchmarks (workload and operator)"
+	@echo "make cluster-up / cluster-down - the local Kubernetes control plane"
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[operator,workload,dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+build-k8s:
+	hack/build-k8s.sh
+
+cluster-up:
+	hack/cluster-up.sh
+
+cluster-down:
+	hack/cluster-down.sh
+
+services-up:
+	hack/services-up.sh
+
+services-down:
+	hack/services-down.sh
+
+demo: venv cluster-up
+	hack/demo.sh
+
+demo-down:
+	hack/demo.sh down
+
+# Tests read the servers' URLs from .services/env; the cluster fixture starts
+# the control plane itself when none is running.
+test: venv build-k8s services-up
+	set -a && source .services/env && set +a && $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: venv build-k8s services-up
+	set -a && source .services/env && set +a && $(PY) -m benchmarks.run
+
+lint: venv
+	$(VENV)/bin/hadolint Dockerfile.operator Dockerfile.workload

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Starts a local Kubernetes control plane as plain processes on 127.0.0.1:
+# etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok with
+# one fake Node. Writes .cluster/kubeconfig. Idempotent: a healthy running
+# cluster is left alone.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/hack/versions.sh"
+STATE="${CLUSTER_DIR:-$ROOT/.cluster}"
+KUBECONFIG_OUT="$STATE/kubeconfig"
+BIN="$K8S_BIN"
+log() { printf '[cluster-up] %s\n' "$*" >&2; }
+fail() {
+  log "FAILED at step: $1"
+  if [[ -n "${2:-}" && -f "$STATE/logs/$2.log" ]]; then
+    log "last lines of $2's log:"; tail -n 25 "$STATE/logs/$2.log" >&2
+  fi
+  exit 1
+}
+kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
+
+alive() { [[ -f "$STATE/pids/$1" ]] && kill -0 "$(cat "$STATE/pids/$1")" 2>/dev/null; }
+cluster_healthy() {
+  [[ -f "$KUBECONFIG_OUT" ]] || return 1
+  local c; for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do alive "$c" || return 1; done
+  [[ "$(kubectl get --raw /readyz 2>/dev/null)" == ok ]]
+}
+
+if cluster_healthy; then
+  log "already running; kubeconfig: $KUBECONFIG_OUT"
+  exit 0
+fi
+if [[ -d "$STATE/pids" ]]; then
+  log "stale cluster state found; stopping it first"
+  "$ROOT/hack/cluster-down.sh"
+fi
+
+"$ROOT/hack/build-k8s.sh" || fail "build of the control-plane binaries"
+
+mkdir -p "$STATE"/{pki,pids,logs,etcd}
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+ETCD_PORT=$(free_port); ETCD_PEER_PORT=$(free_port); API_PORT=$(free_port); KWOK_PORT=$(free_port)
+
+pki="$STATE/pki"
+{
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=ai-moderator-local-ca" \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" \
+    -keyout "$pki/apiserver.key" -out "$pki/apiserver.csr"
+  printf 'subjectAltName=IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc\n' >"$pki/san.ext"
+  openssl x509 -req -in "$pki/apiserver.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$pki/san.ext" -out "$pki/apiserver.crt"
+  openssl genrsa -out "$pki/sa.key" 2048
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub"
+} >"$STATE/logs/openssl.log" 2>&1 || fail "openssl certificates" openssl
+TOKEN="$(openssl rand -hex 24)"
+printf '%s,admin,admin,system:masters\n' "$TOKEN" >"$pki/tokens.csv"
+
+cat >"$KUBECONFIG_OUT" <<KC
+apiVersion: v1
+kind: Config
+clusters:
+- name: local
+  cluster:
+    server: https://127.0.0.1:$API_PORT
+    certificate-authority-data: $(base64 -w0 "$pki/ca.crt")
+users:
+- name: admin
+  user:
+    token: $TOKEN
+contexts:
+- name: local
+  context: {cluster: local, user: admin}
+current-context: local
+KC
+chmod 600 "$KUBECONFIG_OUT"
+
+start() { # name, binary, args...
+  local name="$1" bin="$2"; shift 2
+  setsid "$BIN/$bin" "$@" >"$STATE/logs/$name.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/pids/$name"
+}
+wait_for() { # description, log name, seconds, command...
+  local what="$1" name="$2" secs="$3"; shift 3
+  local deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    alive "$name" || fail "$what ($name exited)" "$name"
+    (( SECONDS < deadline )) || fail "$what (timed out after ${secs}s)" "$name"
+    sleep 0.2
+  done
+}
+
+log "starting etcd on 127.0.0.1:$ETCD_PORT"
+start etcd etcd --name local --data-dir "$STATE/etcd" --unsafe-no-fsync \
+  --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+  --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+  --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" --listen-metrics-urls "" --log-level warn
+wait_for "etcd health" etcd 30 curl -sf "http://127.0.0.1:$ETCD_PORT/health"
+
+log "starting kube-apiserver on 127.0.0.1:$API_PORT"
+start kube-apiserver kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+  --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$API_PORT" \
+  --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
+  --client-ca-file "$pki/ca.crt" --token-auth-file "$pki/tokens.csv" \
+  --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
+  --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
+  --authorization-mode Node,RBAC --allow-privileged=true --profiling=false
+wait_for "kube-apiserver /readyz" kube-apiserver 60 kubectl get --raw /readyz
+
+log "starting kube-controller-manager, kube-scheduler and kwok"
+start kube-controller-manager kube-controller-manager --kubeconfig "$KUBECONFIG_OUT" \
+  --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
+  --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
+  --use-service-account-credentials=false --controllers '*,-nodeipam' \
+  --horizontal-pod-autoscaler-sync-period 5s
+start kube-scheduler kube-scheduler --kubeconfig "$KUBECONFIG_OUT" \
+  --authentication-kubeconfig "$KUBECONFIG_OUT" --authorization-kubeconfig "$KUBECONFIG_OUT" \
+  --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false
+start kwok kwok --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true \
+  --server-address "127.0.0.1:$KWOK_PORT" --cidr 10.244.0.0/16 --node-ip 127.0.0.1
+
+kubectl apply -f - >"$STATE/logs/node.log" 2>&1 <<NODE || fail "create the kwok Node" node
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-0
+  annotations:
+    node.alpha.kubernetes.io/ttl: "0"
+    kwok.x-k8s.io/node: fake
+  labels:
+    kubernetes.io/hostname: kwok-node-0
+    kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    type: kwok
+status:
+  allocatable: {cpu: "64", memory: 256Gi, pods: "500"}
+  capacity: {cpu: "64", memory: 256Gi, pods: "500"}
+NODE
+node_ready() {
+  [[ "$(kubectl get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
+}
+wait_for "kwok marks the Node Ready" kwok 60 node_ready
+wait_for "the default ServiceAccount exists" kube-controller-manager 60 kubectl get serviceaccount default -n default
+log "ready in ${SECONDS}s; kubeconfig: $KUBECONFIG_OUT"
