@@ -1,0 +1,125 @@
+"""API keys: random tokens shown once, stored as SHA-256 hashes, compared in
+constant time. Keys have high entropy, so a fast hash is enough (no KDF)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from .audit import record
+from .db.models import ApiKey, utcnow
+
+KEY_PREFIX = "amk"
+ADMIN_TENANT = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    name: str
+    tenant: str
+    is_admin: bool
+    rate_limit_per_minute: int | None
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> tuple[str, str]:
+    """A fresh key and its lookup prefix: amk_<prefix>_<secret>."""
+    prefix = secrets.token_hex(6)
+    return f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}", prefix
+
+
+def parse_prefix(token: str) -> str | None:
+    parts = token.split("_", 2)
+    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12:
+        return None
+    return parts[1]
+
+
+def create_key(session: Session, name: str, *, is_admin: bool = False,
+               rate_limit_per_minute: int | None = None, actor: str = "cli") -> tuple[ApiKey, str]:
+    token, prefix = new_token()
+    key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(token), is_admin=is_admin,
+                 rate_limit_per_minute=rate_limit_per_minute)
+    session.add(key)
+    session.flush()
+    record(session, actor, "apikey.create", str(key.id), {"name": name, "is_admin": is_admin})
+    return key, token
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.created_at)))
+
+
+def revoke_key(session: Session, key_id_or_prefix: str, actor: str = "cli") -> bool:
+    condition = ApiKey.prefix == key_id_or_prefix
+    try:
+        condition = condition | (ApiKey.id == uuid.UUID(key_id_or_prefix))
+    except ValueError:
+        pass
+    done = session.execute(update(ApiKey).where(condition, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    if done.rowcount:
+        record(session, actor, "apikey.revoke", key_id_or_prefix, None)
+    return bool(done.rowcount)
+
+
+class KeyVerifier:
+    """Resolves bearer tokens to principals. Database rows are cached for
+    `ttl` seconds, so a revocation takes effect within that time."""
+
+    def __init__(self, admin_key: str | None, ttl: float = 10.0) -> None:
+        self._admin_hash = hash_key(admin_key) if admin_key else None
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, tuple[str, Principal] | None]] = {}
+
+    def cached(self, token: str) -> tuple[bool, Principal | None]:
+        """(known, principal) without touching the database."""
+        digest = hash_key(token)
+        if self._admin_hash and hmac.compare_digest(digest, self._admin_hash):
+            return True, Principal("bootstrap-admin", "bootstrap-admin", ADMIN_TENANT, True, None)
+        prefix = parse_prefix(token)
+        if prefix is None:
+            return True, None
+        hit = self._cache.get(prefix)
+        if hit is None or hit[0] < time.monotonic():
+            return False, None
+        return True, self._check(hit[1], digest)
+
+    def load(self, session: Session, token: str) -> Principal | None:
+        prefix = parse_prefix(token)
+        if prefix is None:
+            return None
+        row = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix))
+        entry = None
+        if row is not None and row.revoked_at is None:
+            entry = (row.key_hash, Principal(str(row.id), row.name, str(row.id), row.is_admin,
+                                              row.rate_limit_per_minute))
+        self._cache[prefix] = (time.monotonic() + self._ttl, entry)
+        return self._check(entry, hash_key(token))
+
+    @staticmethod
+    def _check(entry: tuple[str, Principal] | None, digest: str) -> Principal | None:
+        if entry is None:
+            return None
+        stored_hash, principal = entry
+        return principal if hmac.compare_digest(digest, stored_hash) else None
+
+
+def describe(key: ApiKey) -> dict[str, str | bool | int | None]:
+    def ts(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {"id": str(key.id), "name": key.name, "prefix": key.prefix, "is_admin": key.is_admin,
+            "rate_limit_per_minute": key.rate_limit_per_minute, "created_at": ts(key.created_at),
+            "revoked_at": ts(key.revoked_at)}

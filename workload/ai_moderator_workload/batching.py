@@ -1,0 +1,108 @@
+"""Micro-batching: concurrent callers' items are gathered into one call of a
+batch function (one model call, one database transaction). While a batch is
+being processed the next one fills up, so batches grow with load; when idle,
+the first item waits at most `max_wait` for company."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+I = TypeVar("I")
+O = TypeVar("O")
+
+
+@dataclass(slots=True)
+class _Request(Generic[I, O]):
+    items: Sequence[I]
+    future: asyncio.Future[list[O]]
+
+
+class MicroBatcher(Generic[I, O]):
+    def __init__(self, fn: Callable[[list[I]], list[O]], max_size: int, max_wait: float, in_flight: int = 2) -> None:
+        self._fn = fn
+        self._max_size = max_size
+        self._max_wait = max_wait
+        self._queue: list[_Request[I, O]] = []
+        self._queued_items = 0
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._slots = asyncio.Semaphore(in_flight)
+        self._executor = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="batch")
+        self._runner: asyncio.Task[None] | None = None
+        self.batches = 0
+        self.items = 0
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._runner = asyncio.get_running_loop().create_task(self._run(), name="micro-batcher")
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        self._executor.shutdown(wait=True)
+
+    async def submit(self, items: Sequence[I]) -> list[O]:
+        future: asyncio.Future[list[O]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(items, future))
+        self._queued_items += len(items)
+        self._wakeup.set()
+        if self._queued_items >= self._max_size:
+            self._full.set()
+        return await future
+
+    def _take(self) -> list[_Request[I, O]]:
+        taken: list[_Request[I, O]] = []
+        count = 0
+        # Whole requests only; a single request larger than max_size goes alone.
+        while self._queue and (not taken or count + len(self._queue[0].items) <= self._max_size):
+            request = self._queue.pop(0)
+            taken.append(request)
+            count += len(request.items)
+        self._queued_items -= count
+        if not self._queue:
+            self._wakeup.clear()
+        if self._queued_items < self._max_size:
+            self._full.clear()
+        return taken
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            await self._slots.acquire()
+            if self._max_wait > 0 and self._queued_items < self._max_size:
+                try:
+                    await asyncio.wait_for(self._full.wait(), self._max_wait)
+                except TimeoutError:
+                    pass
+            batch = self._take()
+            if not batch:
+                self._slots.release()
+                continue
+            loop.create_task(self._process(loop, batch))
+
+    async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[_Request[I, O]]) -> None:
+        flat = [item for request in batch for item in request.items]
+        try:
+            results = await loop.run_in_executor(self._executor, self._fn, flat)
+        except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(exc)
+            return
+        finally:
+            self._slots.release()
+        self.batches += 1
+        self.items += len(flat)
+        offset = 0
+        for request in batch:
+            n = len(request.items)
+            if not request.future.done():
+                request.future.set_result(results[offset:offset + n])
+            offset += n

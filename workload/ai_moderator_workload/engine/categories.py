@@ -1,0 +1,31 @@
+"""The 13 categories of OpenAI's moderation API, in its order."""
+
+from typing import Final
+
+CATEGORIES: Final[tuple[str, ...]] = (
+    "harassment",
+    "harassment/threatening",
+    "hate",
+    "hate/threatening",
+    "illicit",
+    "illicit/violent",
+    "self-harm",
+    "self-harm/intent",
+    "self-harm/instructions",
+    "sexual",
+    "sexual/minors",
+    "violence",
+    "violence/graphic",
+)
+
+# A sub-category hit implies its parent at the same strength, as in OpenAI's
+# taxonomy (a threat of violence is also harassment).
+PARENTS: Final[dict[str, str]] = {
+    "harassment/threatening": "harassment",
+    "hate/threatening": "hate",
+    "illicit/violent": "illicit",
+    "self-harm/intent": "self-harm",
+    "self-harm/instructions": "self-harm",
+    "sexual/minors": "sexual",
+    "violence/graphic": "violence",
+}

@@ -1,0 +1,75 @@
+"""The moderation policy: thresholds, block/allow lists and model weighting.
+Loaded from a YAML file (the operator mounts it from the stack's ConfigMap)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from .categories import CATEGORIES
+
+Category = Literal[
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors",
+    "violence", "violence/graphic",
+]
+Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class BlockedTerm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    term: Term = Field(description="Word or phrase (case-insensitive, whole words) that always flags.")
+    category: Category = Field(default="harassment", description="Category the term flags.")
+
+
+class ModelWeights(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    harassment: float = Field(
+        default=0.45, ge=0, le=1,
+        description="How much the profanity model's probability counts towards harassment. "
+                    "Below 0.5 so profanity alone (\"this fucking movie rocks\") does not flag.",
+    )
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: Term = Field(default="default", description="Name of this policy revision, recorded with every decision.")
+    thresholds: dict[Category, float] = Field(
+        default_factory=dict, description="Per-category score at or above which the category is flagged (default 0.5)."
+    )
+    default_threshold: float = Field(default=0.5, gt=0, le=1, description="Threshold of categories not listed.")
+    blocklist: list[BlockedTerm] = Field(default_factory=list, description="Terms that always flag their category.")
+    allowlist: list[Term] = Field(
+        default_factory=list,
+        description="Phrases removed before scoring (e.g. \"kill the process\", place names that contain rude words).",
+    )
+    model: ModelWeights = Field(default_factory=ModelWeights)
+
+    @field_validator("thresholds")
+    @classmethod
+    def _thresholds_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {k: v for k, v in value.items() if not 0 < v <= 1}
+        if bad:
+            raise ValueError(f"thresholds must be in (0, 1]: {bad}")
+        return value
+
+    def threshold(self, category: str) -> float:
+        return self.thresholds.get(category, self.default_threshold)  # type: ignore[call-overload]
+
+    @property
+    def fingerprint(self) -> str:
+        """Version name plus a content hash, so an edited file under the same name is told apart."""
+        digest = hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+        return f"{self.version}@{digest[:12]}"
+
+
+def load_policy(path: Path | None) -> Policy:
+    if path is None:
+        return Policy()
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return Policy.model_validate(data)

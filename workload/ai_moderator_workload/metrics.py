@@ -1,0 +1,73 @@
+"""Prometheus metrics of the API and the workers. Names follow the seed's
+alert rules (http_requests_total, celery_queue_length, db_connection_pool_*)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.core import REGISTRY, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter("http_requests_total", "HTTP requests by method, route template and status.",
+                        ["method", "route", "status"])
+HTTP_DURATION = Histogram("http_request_duration_seconds", "HTTP request latency.", ["method", "route"],
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+TEXTS_MODERATED = Counter("moderation_texts_total", "Texts moderated, by outcome.", ["outcome"])
+DECISIONS = Counter("moderation_decisions_total", "Flagged decisions by category.", ["category"])
+BATCH_SIZE = Histogram("moderation_batch_size", "Texts per model call.",
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
+RATE_LIMITED = Counter("rate_limit_rejections_total", "Requests answered 429 by the per-key rate limiter.")
+RATE_LIMITER_ERRORS = Counter("rate_limiter_errors_total", "Rate-limiter store errors (requests were allowed).")
+QUEUE_PUBLISH_ERRORS = Counter("queue_publish_errors_total",
+                               "Failed task publications (content stays pending; the sweeper re-queues it).")
+TASKS = Counter("celery_tasks_total", "Moderation tasks by final state.", ["state"])
+TASK_DURATION = Histogram("celery_task_duration_seconds", "Moderation task latency.",
+                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+ACTIVE_TASKS = Gauge("celery_active_tasks", "Moderation tasks being processed now.")
+SWEPT = Counter("moderation_sweeper_requeued_total", "Pending content re-queued by the sweeper.")
+
+
+def record_decisions(flagged_categories: list[list[str]]) -> None:
+    BATCH_SIZE.observe(len(flagged_categories))
+    flagged = 0
+    for categories in flagged_categories:
+        flagged += bool(categories)
+        for category in categories:
+            DECISIONS.labels(category).inc()
+    TEXTS_MODERATED.labels("flagged").inc(flagged)
+    TEXTS_MODERATED.labels("clean").inc(len(flagged_categories) - flagged)
+
+
+class GaugeCollector(Collector):
+    """Gauges read at scrape time, e.g. pool usage and queue length. A failing
+    reader skips its gauge rather than breaking the scrape."""
+
+    def __init__(self, readers: dict[str, tuple[str, Callable[[], float]]]) -> None:
+        self._readers = readers
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        for name, (doc, read) in self._readers.items():
+            try:
+                value = read()
+            except Exception as exc:  # noqa: BLE001
+                log.debug("metric reader failed", extra={"metric": name, "error": repr(exc)})
+                continue
+            yield GaugeMetricFamily(name, doc, value=value)
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        return iter(())
+
+
+_installed: list[Collector] = []
+
+
+def install_collector(collector: Collector) -> None:
+    """Register scrape-time gauges, replacing the previous ones (tests build several apps)."""
+    while _installed:
+        REGISTRY.unregister(_installed.pop())
+    REGISTRY.register(collector)
+    _installed.append(collector)

@@ -1,0 +1,150 @@
+"""Hand-off of committed content to the workers: Celery on Redis in
+production, a thread pool inside the API in the embedded mode. The sweeper
+re-queues whatever stayed pending, so a lost message loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Protocol
+
+from celery import Celery
+from sqlalchemy.exc import OperationalError
+
+from . import store
+from .metrics import ACTIVE_TASKS, QUEUE_PUBLISH_ERRORS, SWEPT, TASK_DURATION, TASKS
+from .runtime import Runtime
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+QUEUE = "moderation_queue"
+TASK_NAME = "ai_moderator.moderate_content"
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, content_id: uuid.UUID) -> None: ...
+
+    def queue_length(self) -> float: ...
+
+
+def run_task(runtime: Runtime, content_id: uuid.UUID) -> str:
+    """The body of a moderation task, with its metrics."""
+    started = time.perf_counter()
+    ACTIVE_TASKS.inc()
+    try:
+        outcome = store.process(runtime.sessions, runtime.engine, content_id)
+    except Exception:
+        TASKS.labels("failure").inc()
+        raise
+    finally:
+        ACTIVE_TASKS.dec()
+        TASK_DURATION.observe(time.perf_counter() - started)
+    TASKS.labels("success").inc()
+    return outcome
+
+
+def make_celery(settings: Settings) -> Celery:
+    app = Celery("ai_moderator", broker=settings.redis_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=QUEUE,
+        # Ack after the work is committed; a worker killed mid-task gets its
+        # message redelivered.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_seconds},
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=3,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+    )
+    return app
+
+
+class CeleryDispatcher:
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def dispatch(self, content_id: uuid.UUID) -> None:
+        try:
+            self.app.send_task(TASK_NAME, args=[str(content_id)], queue=QUEUE)
+        except Exception as exc:  # noqa: BLE001 - the row is committed; the sweeper re-queues it
+            QUEUE_PUBLISH_ERRORS.inc()
+            log.warning("could not queue content; the sweeper will", extra={"content_id": str(content_id),
+                                                                           "error": type(exc).__name__})
+
+    def queue_length(self) -> float:
+        with self.app.connection_for_write() as conn:
+            return float(conn.default_channel.client.llen(QUEUE))
+
+
+class InProcessDispatcher:
+    """Embedded mode: tasks run on a small thread pool in the API process."""
+
+    def __init__(self, runtime: Runtime, workers: int = 2) -> None:
+        self._runtime = runtime
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="task")
+        self._pending = 0
+        self._lock = threading.Lock()
+
+    def dispatch(self, content_id: uuid.UUID) -> None:
+        with self._lock:
+            self._pending += 1
+        self._pool.submit(self._run, content_id)
+
+    def _run(self, content_id: uuid.UUID) -> None:
+        try:
+            run_task(self._runtime, content_id)
+        except Exception:  # noqa: BLE001 - stays pending, the sweeper retries
+            log.exception("in-process task failed", extra={"content_id": str(content_id)})
+        finally:
+            with self._lock:
+                self._pending -= 1
+
+    def queue_length(self) -> float:
+        return float(self._pending)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True)
+
+
+def sweep_once(runtime: Runtime, dispatcher: Dispatcher) -> int:
+    ids = store.claim_stale_pending(runtime.sessions, timedelta(seconds=runtime.settings.pending_timeout_seconds))
+    for content_id in ids:
+        dispatcher.dispatch(content_id)
+    if ids:
+        SWEPT.inc(len(ids))
+        log.info("re-queued stale pending content", extra={"count": len(ids)})
+    return len(ids)
+
+
+class Sweeper(threading.Thread):
+    """Re-queues content left pending (lost message, dead worker, broker
+    outage). Several sweepers are safe: rows are claimed with SKIP LOCKED."""
+
+    def __init__(self, runtime: Runtime, dispatcher: Dispatcher) -> None:
+        super().__init__(name="sweeper", daemon=True)
+        self._runtime = runtime
+        self._dispatcher = dispatcher
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop.wait(self._runtime.settings.sweep_interval_seconds):
+            try:
+                sweep_once(self._runtime, self._dispatcher)
+            except OperationalError as exc:
+                log.warning("sweep failed; database unavailable", extra={"error": type(exc).__name__})
+            except Exception:  # noqa: BLE001 - keep sweeping
+                log.exception("sweep failed")
+
+    def stop(self) -> None:
+        self._stop.set()

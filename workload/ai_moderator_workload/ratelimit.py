@@ -1,0 +1,90 @@
+"""Per-key token buckets. In Redis (shared by every API pod) in production;
+in process memory in the embedded mode."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from .metrics import RATE_LIMITED, RATE_LIMITER_ERRORS
+
+log = logging.getLogger(__name__)
+
+# Server time (TIME) keeps buckets consistent across pods with skewed clocks.
+_TOKEN_BUCKET = """
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = tonumber(b[1]) or burst
+local ts = tonumber(b[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+local allowed = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = (1 - tokens) / rate
+end
+redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, tostring(wait)}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after: float = 0.0
+
+    @property
+    def retry_after_header(self) -> str:
+        return str(max(1, math.ceil(self.retry_after)))
+
+
+class RateLimiter(Protocol):
+    async def hit(self, key: str, per_minute: int, burst: int) -> Verdict: ...
+
+
+class MemoryRateLimiter:
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    async def hit(self, key: str, per_minute: int, burst: int) -> Verdict:
+        rate = per_minute / 60.0
+        now = time.monotonic()
+        tokens, ts = self._buckets.get(key, (float(burst), now))
+        tokens = min(burst, tokens + (now - ts) * rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return Verdict(True)
+        self._buckets[key] = (tokens, now)
+        RATE_LIMITED.inc()
+        return Verdict(False, (1 - tokens) / rate)
+
+
+class RedisRateLimiter:
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._script = client.register_script(_TOKEN_BUCKET)
+
+    async def hit(self, key: str, per_minute: int, burst: int) -> Verdict:
+        try:
+            allowed, wait = await self._script(keys=[f"ratelimit:{key}"], args=[per_minute / 60.0, burst])
+        except RedisError as exc:
+            # Failing open: an unavailable limiter must not take the API down with it.
+            RATE_LIMITER_ERRORS.inc()
+            log.warning("rate limiter unavailable, allowing request", extra={"error": type(exc).__name__})
+            return Verdict(True)
+        if int(allowed):
+            return Verdict(True)
+        RATE_LIMITED.inc()
+        return Verdict(False, float(wait))

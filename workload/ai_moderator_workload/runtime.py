@@ -1,0 +1,35 @@
+"""The per-process objects built from settings: database sessions and the
+moderation engine. Built once and shared by the API, the worker and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from .db.session import get_engine, session_factory
+from .engine.model import profanity_model
+from .engine.pipeline import Engine
+from .engine.policy import load_policy
+from .settings import Settings
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return session_factory(self.settings)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return Engine(load_policy(self.settings.policy_file), profanity_model())
+
+    def pool_used(self) -> float:
+        return float(get_engine(self.settings).pool.checkedout())  # type: ignore[attr-defined]
+
+    def pool_size(self) -> float:
+        pool = get_engine(self.settings).pool
+        return float(pool.size() + getattr(pool, "_max_overflow", 0))  # type: ignore[attr-defined]

@@ -1,0 +1,67 @@
+"""Process settings, read from the environment (prefix-free names match the
+Secret keys the operator writes and the seed's compose file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    database_url: str = Field(
+        default="sqlite:///./ai-moderator.sqlite3",
+        description="SQLAlchemy URL. Unset means the embedded SQLite file, for a quick local run only.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Celery broker and rate-limit store. Unset means queued work runs in-process.",
+    )
+    admin_api_key: SecretStr | None = Field(
+        default=None, description="Bootstrap admin key, accepted without a database row (from the operator's Secret)."
+    )
+    secret_key: SecretStr | None = Field(default=None, description="Reserved for signing; never logged.")
+    policy_file: Path | None = Field(default=None, description="YAML moderation policy (ConfigMap mount).")
+
+    max_text_chars: int = Field(default=32_000, ge=1, description="Longest accepted single text.")
+    max_inputs: int = Field(default=256, ge=1, description="Most texts in one request.")
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
+
+    rate_limit_per_minute: int = Field(default=6000, ge=0, description="Default per-key rate; 0 disables limiting.")
+    rate_limit_burst: int = Field(default=200, ge=1, description="Token bucket size.")
+
+    batch_max_size: int = Field(default=512, ge=1, description="Most texts scored in one model call.")
+    batch_max_wait_ms: float = Field(default=2.0, ge=0, description="How long an idle batcher waits to fill a batch.")
+
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    sweep_interval_seconds: float = Field(default=30.0, gt=0, description="How often stuck pending content is re-queued.")
+    pending_timeout_seconds: float = Field(default=120.0, gt=0, description="Age after which pending content is re-queued.")
+    broker_visibility_timeout_seconds: int = Field(default=600, ge=1)
+
+    log_json: bool = Field(default=False, description="JSON logs (set in containers).")
+    log_level: str = Field(default="INFO")
+
+    @field_validator("redis_url", "policy_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @property
+    def embedded(self) -> bool:
+        """True when no broker is configured: work runs inside the API process."""
+        return self.redis_url is None
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith("postgresql")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

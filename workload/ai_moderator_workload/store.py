@@ -1,0 +1,204 @@
+"""Persistence of content and decisions. Every function here is synchronous
+and runs in a worker thread; the API and the Celery worker share it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from .audit import record
+from .db.models import Content, ContentStatus, ModerationResult, utcnow
+from .engine.pipeline import Decision, Engine
+from .metrics import record_decisions
+
+
+@dataclass(slots=True)
+class Submission:
+    tenant: str
+    text: str
+    external_id: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class ResultRecord:
+    flagged: bool
+    categories: list[str]
+    scores: dict[str, float]
+    spans: list[dict[str, Any]]
+    engine_version: str
+    policy_version: str
+    created_at: datetime
+    signals: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ContentRecord:
+    id: uuid.UUID
+    tenant: str
+    external_id: str | None
+    status: str
+    created_at: datetime
+    meta: dict[str, Any] | None
+    result: ResultRecord | None
+    existed: bool = False
+
+
+def _result_row(content_id: uuid.UUID, d: Decision, now: datetime) -> dict[str, Any]:
+    return {"id": uuid.uuid4(), "content_id": content_id, "flagged": d.flagged, "categories": d.flagged_categories,
+            "scores": d.scores, "spans": d.spans, "engine_version": d.engine_version,
+            "policy_version": d.policy_version, "created_at": now}
+
+
+def _result_record(d: Decision, now: datetime) -> ResultRecord:
+    return ResultRecord(d.flagged, d.flagged_categories, d.scores, d.spans, d.engine_version, d.policy_version,
+                        now, d.signals)
+
+
+def to_record(content: Content, existed: bool = False) -> ContentRecord:
+    r = content.result
+    result = None if r is None else ResultRecord(r.flagged, list(r.categories), dict(r.scores), list(r.spans),
+                                                 r.engine_version, r.policy_version, r.created_at)
+    return ContentRecord(content.id, content.tenant, content.external_id, content.status, content.created_at,
+                         content.meta, result, existed)
+
+
+def _insert_ignoring_duplicate(session: Session, row: dict[str, Any]) -> bool:
+    """Insert a content row unless (tenant, external_id) exists; True if inserted."""
+    dialect = session.get_bind().dialect.name
+    stmt = (postgresql.insert(Content) if dialect == "postgresql" else sqlite.insert(Content)).values(**row)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "external_id"])
+    return bool(session.execute(stmt).rowcount)
+
+
+def _by_external_id(session: Session, tenant: str, external_id: str) -> Content | None:
+    return session.scalar(select(Content).where(Content.tenant == tenant, Content.external_id == external_id))
+
+
+def _existing(session: Session, item: Submission) -> ContentRecord:
+    assert item.external_id is not None
+    content = _by_external_id(session, item.tenant, item.external_id)
+    if content is None:  # the conflicting row was deleted between our insert and this read
+        raise LookupError(f"content with external_id {item.external_id!r} changed concurrently; retry")
+    return to_record(content, existed=True)
+
+
+def moderate_and_store(sessions: sessionmaker[Session], engine: Engine,
+                       items: Sequence[Submission]) -> list[ContentRecord]:
+    """Score a batch with one model call and store every text and decision in
+    one transaction. Texts re-sent with a known external_id get their stored
+    decision back instead of a second row."""
+    now = utcnow()
+    decisions = engine.moderate([i.text for i in items])
+    records: list[ContentRecord | None] = [None] * len(items)
+    content_rows: list[dict[str, Any]] = []
+    result_rows: list[dict[str, Any]] = []
+    with sessions() as session, session.begin():
+        for index, (item, decision) in enumerate(zip(items, decisions)):
+            content_id = uuid.uuid4()
+            row = {"id": content_id, "tenant": item.tenant, "external_id": item.external_id, "text": item.text,
+                   "meta": item.meta, "status": ContentStatus.DONE, "attempts": 0, "created_at": now}
+            if item.external_id is None:
+                content_rows.append(row)
+            elif not _insert_ignoring_duplicate(session, row):
+                records[index] = _existing(session, item)
+                continue
+            result_rows.append(_result_row(content_id, decision, now))
+            records[index] = ContentRecord(content_id, item.tenant, item.external_id, ContentStatus.DONE, now,
+                                           item.meta, _result_record(decision, now))
+        if content_rows:
+            session.execute(insert(Content), content_rows)
+        if result_rows:
+            session.execute(insert(ModerationResult), result_rows)
+    record_decisions([d.flagged_categories for d in decisions])
+    return [r for r in records if r is not None]
+
+
+def submit(sessions: sessionmaker[Session], item: Submission) -> ContentRecord:
+    """Commit content for asynchronous moderation; idempotent on external_id."""
+    now = utcnow()
+    content_id = uuid.uuid4()
+    row = {"id": content_id, "tenant": item.tenant, "external_id": item.external_id, "text": item.text,
+           "meta": item.meta, "status": ContentStatus.PENDING, "attempts": 0, "created_at": now, "queued_at": now}
+    with sessions() as session, session.begin():
+        if item.external_id is None:
+            session.execute(insert(Content), [row])
+        elif not _insert_ignoring_duplicate(session, row):
+            return _existing(session, item)
+    return ContentRecord(content_id, item.tenant, item.external_id, ContentStatus.PENDING, now, item.meta, None)
+
+
+def get(sessions: sessionmaker[Session], content_id: uuid.UUID, tenant: str | None) -> ContentRecord | None:
+    """A content item; tenant None (admin) sees every tenant's content."""
+    with sessions() as session:
+        query = select(Content).where(Content.id == content_id)
+        if tenant is not None:
+            query = query.where(Content.tenant == tenant)
+        content = session.scalar(query)
+        return None if content is None else to_record(content)
+
+
+def find_external(sessions: sessionmaker[Session], tenant: str, external_id: str) -> ContentRecord | None:
+    with sessions() as session:
+        content = _by_external_id(session, tenant, external_id)
+        return None if content is None else to_record(content)
+
+
+def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UUID) -> str:
+    """Moderate one pending item. Safe to run twice or concurrently: the row
+    lock and the status check make the second run a no-op."""
+    with sessions() as session, session.begin():
+        content = session.scalar(
+            select(Content).where(Content.id == content_id, Content.status == ContentStatus.PENDING)
+            .with_for_update(skip_locked=True, of=Content)
+        )
+        if content is None:
+            return "skipped"
+        content.attempts += 1
+        decision = engine.moderate([content.text])[0]
+        session.execute(insert(ModerationResult), [_result_row(content.id, decision, utcnow())])
+        content.status = ContentStatus.DONE
+    record_decisions([decision.flagged_categories])
+    return "flagged" if decision.flagged else "clean"
+
+
+def claim_stale_pending(sessions: sessionmaker[Session], older_than: timedelta, limit: int = 500) -> list[uuid.UUID]:
+    """Ids of content pending for longer than `older_than`, stamped as queued
+    now so the next sweep does not queue them again straight away."""
+    now = utcnow()
+    with sessions() as session, session.begin():
+        ids = list(session.scalars(
+            select(Content.id).where(Content.status == ContentStatus.PENDING,
+                                     (Content.queued_at.is_(None)) | (Content.queued_at < now - older_than))
+            .order_by(Content.created_at).limit(limit).with_for_update(skip_locked=True)
+        ))
+        if ids:
+            session.execute(update(Content).where(Content.id.in_(ids)).values(queued_at=now))
+    return ids
+
+
+def cleanup(sessions: sessionmaker[Session], older_than: timedelta, batch_size: int = 1000,
+            actor: str = "cleanup") -> int:
+    """Delete content (and, by cascade, its results) older than the retention
+    period, in batches so no transaction holds many locks for long."""
+    cutoff = utcnow() - older_than
+    total = 0
+    while True:
+        with sessions() as session, session.begin():
+            ids = list(session.scalars(select(Content.id).where(Content.created_at < cutoff)
+                                       .order_by(Content.created_at).limit(batch_size)))
+            if not ids:
+                break
+            session.execute(delete(ModerationResult).where(ModerationResult.content_id.in_(ids)))
+            session.execute(delete(Content).where(Content.id.in_(ids)))
+            total += len(ids)
+    with sessions() as session, session.begin():
+        record(session, actor, "content.cleanup", None, {"deleted": total, "cutoff": cutoff.isoformat()})
+    return total
