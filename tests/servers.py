@@ -1,0 +1,105 @@
+"""Test helpers for the real PostgreSQL/Redis servers started by `make test`
+(hack/services-up.sh) and for running `ai-moderator` processes against them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "ai_moderator_workload.cli"]
+
+
+def required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the tests with `make test`, which starts PostgreSQL and Redis",
+                    pytrace=False)
+    return value
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database on the test server; dropped afterwards."""
+    admin_url = make_url(required_env("TEST_DATABASE_URL")).set(database="postgres")
+    name = f"t_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run_cli(*args: str, env: dict[str, str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([*CLI, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"ai-moderator {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}")
+    return proc
+
+
+class Process:
+    """A background `ai-moderator` process with its output kept in a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._out = log.open("w")
+        self.proc = subprocess.Popen([*CLI, *args], env={**os.environ, **env}, stdout=self._out,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+        self._out.close()
+
+
+@contextmanager
+def api_server(env: dict[str, str], tmp: Path) -> Iterator[str]:
+    port = free_port()
+    server = Process(["serve", "--host", "127.0.0.1", "--port", str(port)], env, tmp / f"api-{port}.log")
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            if server.proc.poll() is not None:
+                raise AssertionError(f"API exited during start:\n{server.output()}")
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"API did not start:\n{server.output()}")
+            time.sleep(0.1)
+        yield base
+    finally:
+        server.stop()

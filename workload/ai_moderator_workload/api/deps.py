@@ -1,0 +1,59 @@
+"""Request dependencies: the app state, and the authenticated, rate-limited caller."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from ..apikeys import Principal
+from .errors import ApiError
+from .state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.ai  # type: ignore[no-any-return]
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "Missing API key: send 'Authorization: Bearer <key>'.", code="missing_api_key",
+                       headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+async def caller(request: Request, state: State) -> Principal:
+    token = _bearer(request)
+    known, principal = state.verifier.cached(token)
+    if not known:
+        def load() -> Principal | None:
+            with state.runtime.sessions() as session:
+                return state.verifier.load(session, token)
+
+        principal = await run_in_threadpool(load)
+    if principal is None:
+        raise ApiError(401, "Invalid or revoked API key.", code="invalid_api_key",
+                       headers={"WWW-Authenticate": "Bearer"})
+    settings = state.runtime.settings
+    per_minute = principal.rate_limit_per_minute if principal.rate_limit_per_minute is not None \
+        else settings.rate_limit_per_minute
+    if per_minute > 0:
+        verdict = await state.limiter.hit(principal.key_id, per_minute, settings.rate_limit_burst)
+        if not verdict.allowed:
+            raise ApiError(429, f"Rate limit of {per_minute} requests per minute exceeded for this key.",
+                           code="rate_limit_exceeded", headers={"Retry-After": verdict.retry_after_header})
+    return principal
+
+
+Caller = Annotated[Principal, Depends(caller)]
+
+
+def tenant_scope(principal: Principal) -> str | None:
+    """Admins read every tenant's content; other keys only their own."""
+    return None if principal.is_admin else principal.tenant

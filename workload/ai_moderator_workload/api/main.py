@@ -1,0 +1,115 @@
+"""The FastAPI application: `ai-moderator serve`."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from .. import store
+from ..apikeys import KeyVerifier, create_key
+from ..batching import MicroBatcher
+from ..db.migrate import migrate
+from ..db.models import ApiKey
+from ..metrics import GaugeCollector, install_collector
+from ..queueing import CeleryDispatcher, Dispatcher, InProcessDispatcher, Sweeper, make_celery, sweep_once
+from ..ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from ..runtime import Runtime
+from ..settings import Settings, get_settings
+from . import errors
+from .middleware import EdgeMiddleware
+from .routes import health, native, openai
+from .state import AppState
+
+log = logging.getLogger(__name__)
+
+
+def _bootstrap_embedded(runtime: Runtime) -> None:
+    """The one-command local run: create the SQLite schema and, when no key
+    exists at all, an admin key written to a file next to the database."""
+    migrate(runtime.settings)
+    if runtime.settings.admin_api_key is not None:
+        return
+    with runtime.sessions() as session, session.begin():
+        if session.scalar(select(func.count()).select_from(ApiKey)):
+            return
+        _, token = create_key(session, "local-admin", is_admin=True, actor="serve")
+    path = Path(os.environ.get("AI_MODERATOR_KEY_FILE", "ai-moderator-admin.key")).resolve()
+    path.write_text(token + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    log.warning("created an admin API key for this local database", extra={"key_file": str(path)})
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    runtime = Runtime(settings)
+    if not settings.is_postgres:
+        await run_in_threadpool(_bootstrap_embedded, runtime)
+    await run_in_threadpool(lambda: runtime.engine)  # load the model before the first request
+    redis_client: aioredis.Redis | None = None
+    limiter: RateLimiter
+    dispatcher: Dispatcher
+    sweeper: Sweeper | None = None
+    if settings.redis_url is None:
+        limiter = MemoryRateLimiter()
+        dispatcher = InProcessDispatcher(runtime)
+        # Nothing else re-queues in the embedded mode: pick up what a previous run left pending.
+        sweeper = Sweeper(runtime, dispatcher)
+        await run_in_threadpool(sweep_once, runtime, dispatcher)
+        sweeper.start()
+    else:
+        redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+        limiter = RedisRateLimiter(redis_client)
+        dispatcher = CeleryDispatcher(make_celery(settings))
+    batcher: MicroBatcher[store.Submission, store.ContentRecord] = MicroBatcher(
+        lambda items: store.moderate_and_store(runtime.sessions, runtime.engine, items),
+        max_size=settings.batch_max_size, max_wait=settings.batch_max_wait_ms / 1000.0)
+    batcher.start()
+    install_collector(GaugeCollector({
+        "celery_queue_length": ("Messages waiting in moderation_queue.", dispatcher.queue_length),
+        "db_connection_pool_used": ("Database connections checked out.", runtime.pool_used),
+        "db_connection_pool_size": ("Database connection pool capacity.", runtime.pool_size),
+    }))
+    app.state.ai = AppState(runtime=runtime, verifier=KeyVerifier(
+        settings.admin_api_key.get_secret_value() if settings.admin_api_key else None),
+        limiter=limiter, dispatcher=dispatcher, batcher=batcher, redis=redis_client, sweeper=sweeper)
+    log.info("api ready", extra={"embedded": settings.embedded, "engine": runtime.engine.engine_version,
+                                 "policy": runtime.engine.policy_version})
+    try:
+        yield
+    finally:
+        await batcher.stop()
+        if sweeper is not None:
+            sweeper.stop()
+        if isinstance(dispatcher, InProcessDispatcher):
+            await run_in_threadpool(dispatcher.shutdown)
+        if redis_client is not None:
+            await redis_client.aclose()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="ai-moderator",
+        summary="Self-hosted content moderation with an OpenAI-compatible API.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(openai.router)
+    app.include_router(native.router)
+    app.include_router(health.router)
+    app.add_middleware(GZipMiddleware, minimum_size=1000)
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,22 @@
+"""Input limits shared by the moderation routes (configurable in settings)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ...settings import Settings
+from ..errors import ApiError
+
+
+def check_texts(texts: Sequence[str], settings: Settings) -> None:
+    if len(texts) > settings.max_inputs:
+        raise ApiError(413, f"{len(texts)} inputs in one request; the limit is {settings.max_inputs}.",
+                       code="too_many_inputs", param="input")
+    for index, text in enumerate(texts):
+        if len(text) > settings.max_text_chars:
+            where = "input" if len(texts) == 1 else f"input[{index}]"
+            raise ApiError(413, f"{where} has {len(text)} characters; the limit is {settings.max_text_chars}.",
+                           code="input_too_long", param=where)
+        if not text.strip():
+            where = "input" if len(texts) == 1 else f"input[{index}]"
+            raise ApiError(422, f"{where} is empty or only whitespace.", code="empty_input", param=where)

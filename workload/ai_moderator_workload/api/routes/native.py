@@ -1,0 +1,74 @@
+"""The native API: synchronous moderation, asynchronous content submission
+and lookup. Every decision is stored with its engine and policy version."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import ORJSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ... import store
+from ...store import ContentRecord, Submission
+from ..deps import Caller, State, tenant_scope
+from ..errors import ApiError
+from ..schemas import ContentRequest, ContentView, ModerateRequest
+from .limits import check_texts
+
+router = APIRouter(prefix="/api/v1", tags=["Moderation"])
+
+
+def view(record: ContentRecord) -> dict[str, Any]:
+    r = record.result
+    return {
+        "id": str(record.id),
+        "external_id": record.external_id,
+        "status": record.status,
+        "created_at": record.created_at.isoformat(),
+        "metadata": record.meta,
+        "result": None if r is None else {
+            "flagged": r.flagged, "categories": r.categories, "category_scores": r.scores, "spans": r.spans,
+            "engine_version": r.engine_version, "policy_version": r.policy_version,
+            "decided_at": r.created_at.isoformat(),
+        },
+    }
+
+
+@router.post("/moderate", response_model=ContentView, summary="Moderate one text now and store the decision")
+async def moderate(body: ModerateRequest, principal: Caller, state: State) -> ORJSONResponse:
+    check_texts([body.text], state.runtime.settings)
+    [record] = await state.batcher.submit([Submission(principal.tenant, body.text, body.external_id, body.metadata)])
+    return ORJSONResponse(view(record))
+
+
+@router.post("/content", response_model=ContentView, status_code=202,
+             summary="Submit content for asynchronous moderation",
+             responses={200: {"description": "Already submitted with this external_id; the stored item."}})
+async def submit_content(body: ContentRequest, principal: Caller, state: State) -> ORJSONResponse:
+    check_texts([body.text], state.runtime.settings)
+    item = Submission(principal.tenant, body.text, body.external_id, body.metadata)
+    # Committed before it is queued: a lost message only delays it (sweeper).
+    record = await run_in_threadpool(store.submit, state.runtime.sessions, item)
+    if record.existed:
+        return ORJSONResponse(view(record), status_code=200)
+    await run_in_threadpool(state.dispatcher.dispatch, record.id)
+    return ORJSONResponse(view(record), status_code=202, headers={"Location": f"/api/v1/content/{record.id}"})
+
+
+@router.get("/content/{content_id}", response_model=ContentView, summary="Content and its decision")
+async def get_content(content_id: uuid.UUID, principal: Caller, state: State) -> ORJSONResponse:
+    record = await run_in_threadpool(store.get, state.runtime.sessions, content_id, tenant_scope(principal))
+    if record is None:
+        raise ApiError(404, f"No content with id {content_id}.", code="not_found")
+    return ORJSONResponse(view(record))
+
+
+@router.get("/content", response_model=ContentView, summary="Look content up by your external_id")
+async def find_content(principal: Caller, state: State,
+                       external_id: str = Query(min_length=1, max_length=255)) -> ORJSONResponse:
+    record = await run_in_threadpool(store.find_external, state.runtime.sessions, principal.tenant, external_id)
+    if record is None:
+        raise ApiError(404, f"No content with external_id {external_id!r} for this API key.", code="not_found")
+    return ORJSONResponse(view(record))

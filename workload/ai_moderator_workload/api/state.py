@@ -1,0 +1,26 @@
+"""What the API process holds between requests, built in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+from ..apikeys import KeyVerifier
+from ..batching import MicroBatcher
+from ..queueing import Dispatcher, Sweeper
+from ..ratelimit import RateLimiter
+from ..runtime import Runtime
+from ..store import ContentRecord, Submission
+
+
+@dataclass
+class AppState:
+    runtime: Runtime
+    verifier: KeyVerifier
+    limiter: RateLimiter
+    dispatcher: Dispatcher
+    batcher: MicroBatcher[Submission, ContentRecord]
+    redis: aioredis.Redis | None = None
+    sweeper: Sweeper | None = None
+    extras: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,178 @@
+"""The `ai-moderator` command. Imports of each subcommand are deferred so the
+operator image, which lacks the workload's dependencies, can run `operator`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from .logs import configure_logging
+
+
+def parse_duration(value: str) -> timedelta:
+    """'90d', '12h', '30m' or '45s'."""
+    match = re.fullmatch(r"\s*(\d+)\s*([dhms])\s*", value)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90d, 12h, 30m or 45s")
+    amount, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: amount})
+
+
+def _settings() -> Any:
+    from .settings import get_settings
+
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_json)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .api.main import create_app
+
+    settings = _settings()
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False,
+                loop="uvloop", http="httptools", timeout_graceful_shutdown=20)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from .worker import run_worker
+
+    run_worker(_settings(), args.concurrency, args.metrics_port)
+    return 0
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from .db.migrate import migrate
+
+    revision = migrate(_settings())
+    print(f"schema at revision {revision}")
+    return 0
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from . import store
+    from .db.session import session_factory
+
+    deleted = store.cleanup(session_factory(_settings()), args.older_than, args.batch_size)
+    print(f"deleted {deleted} content items older than {args.older_than.days}d")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from .backup import backup
+
+    path = backup(_settings().database_url, Path(args.to))
+    print(f"backup written to {path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from .backup import restore
+
+    restore(_settings().database_url, Path(args.source))
+    print(f"restored {args.source}")
+    return 0
+
+
+def cmd_apikey(args: argparse.Namespace) -> int:
+    from . import apikeys
+    from .db.session import session_scope
+
+    settings = _settings()
+    with session_scope(settings) as session:
+        if args.action == "create":
+            key, token = apikeys.create_key(session, args.name, is_admin=args.admin,
+                                            rate_limit_per_minute=args.rate_limit)
+            print(json.dumps({**apikeys.describe(key), "key": token}, indent=2))
+            print("Store the key now: it is not shown again.", file=sys.stderr)
+        elif args.action == "list":
+            print(json.dumps([apikeys.describe(k) for k in apikeys.list_keys(session)], indent=2))
+        elif not apikeys.revoke_key(session, args.key):
+            print(f"no active key with id or prefix {args.key}", file=sys.stderr)
+            return 1
+        else:
+            print(f"revoked {args.key}")
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    from ai_moderator_operator.main import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai-moderator", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the HTTP API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    worker = sub.add_parser("worker", help="run a Celery worker on moderation_queue")
+    worker.add_argument("--concurrency", type=int, default=4)
+    worker.add_argument("--metrics-port", type=int, default=9100, help="0 disables the metrics endpoint")
+    worker.set_defaults(func=cmd_worker)
+
+    sub.add_parser("migrate", help="apply database migrations (safe to run concurrently)").set_defaults(
+        func=cmd_migrate)
+
+    cleanup = sub.add_parser("cleanup", help="delete content older than a retention period")
+    cleanup.add_argument("--older-than", type=parse_duration, required=True, help="e.g. 90d")
+    cleanup.add_argument("--batch-size", type=int, default=1000)
+    cleanup.set_defaults(func=cmd_cleanup)
+
+    bk = sub.add_parser("backup", help="pg_dump the database to a gzip file")
+    bk.add_argument("--to", required=True, help="file, or directory to create a dated file in")
+    bk.set_defaults(func=cmd_backup)
+
+    rs = sub.add_parser("restore", help="restore a backup made by `backup` into DATABASE_URL")
+    rs.add_argument("--from", dest="source", required=True)
+    rs.set_defaults(func=cmd_restore)
+
+    keys = sub.add_parser("apikey", help="manage API keys")
+    key_sub = keys.add_subparsers(dest="action", required=True)
+    create = key_sub.add_parser("create")
+    create.add_argument("--name", required=True)
+    create.add_argument("--admin", action="store_true", help="may read every key's content")
+    create.add_argument("--rate-limit", type=int, default=None, help="requests per minute (default from settings)")
+    key_sub.add_parser("list")
+    revoke = key_sub.add_parser("revoke")
+    revoke.add_argument("key", help="key id or prefix")
+    keys.set_defaults(func=cmd_apikey)
+
+    op = sub.add_parser("operator", help="run the Kubernetes operator")
+    op.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (repeatable)")
+    op.add_argument("--metrics-port", type=int, default=8080)
+    op.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
+    op.add_argument("--peering", default=None, help="kopf peering name (leader election with >1 replica)")
+    op.set_defaults(func=cmd_operator)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from .backup import BackupError
+
+        if isinstance(exc, BackupError):
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
