@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     max_inputs: int = Field(default=256, ge=1, description="Most texts in one request.")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="Largest accepted request body.")
 
+    api_key_cache_seconds: float = Field(default=10.0, ge=0, description="How long a verified key is trusted "
+                                         "before the database is asked again (revocation delay).")
     rate_limit_per_minute: int = Field(default=6000, ge=0, description="Default per-key rate; 0 disables limiting.")
     rate_limit_burst: int = Field(default=200, ge=1, description="Token bucket size.")
 

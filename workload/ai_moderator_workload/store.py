@@ -74,8 +74,8 @@ def _insert_ignoring_duplicate(session: Session, row: dict[str, Any]) -> bool:
     """Insert a content row unless (tenant, external_id) exists; True if inserted."""
     dialect = session.get_bind().dialect.name
     stmt = (postgresql.insert(Content) if dialect == "postgresql" else sqlite.insert(Content)).values(**row)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "external_id"])
-    return bool(session.execute(stmt).rowcount)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "external_id"]).returning(Content.id)
+    return session.execute(stmt).scalar() is not None
 
 
 def _by_external_id(session: Session, tenant: str, external_id: str) -> Content | None:

@@ -44,7 +44,9 @@ async def caller(request: Request, state: State) -> Principal:
     per_minute = principal.rate_limit_per_minute if principal.rate_limit_per_minute is not None \
         else settings.rate_limit_per_minute
     if per_minute > 0:
-        verdict = await state.limiter.hit(principal.key_id, per_minute, settings.rate_limit_burst)
+        # A bucket never holds more than a minute's worth of requests.
+        burst = min(settings.rate_limit_burst, per_minute)
+        verdict = await state.limiter.hit(principal.key_id, per_minute, burst)
         if not verdict.allowed:
             raise ApiError(429, f"Rate limit of {per_minute} requests per minute exceeded for this key.",
                            code="rate_limit_exceeded", headers={"Retry-After": verdict.retry_after_header})

@@ -80,7 +80,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         "db_connection_pool_size": ("Database connection pool capacity.", runtime.pool_size),
     }))
     app.state.ai = AppState(runtime=runtime, verifier=KeyVerifier(
-        settings.admin_api_key.get_secret_value() if settings.admin_api_key else None),
+        settings.admin_api_key.get_secret_value() if settings.admin_api_key else None,
+        ttl=settings.api_key_cache_seconds),
         limiter=limiter, dispatcher=dispatcher, batcher=batcher, redis=redis_client, sweeper=sweeper)
     log.info("api ready", extra={"embedded": settings.embedded, "engine": runtime.engine.engine_version,
                                  "policy": runtime.engine.policy_version})
