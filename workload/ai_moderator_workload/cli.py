@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from datetime import timedelta
@@ -32,13 +33,22 @@ def _settings() -> Any:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from .api.main import create_app
+    import tempfile
 
     settings = _settings()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_config=None, access_log=False,
-                loop="uvloop", http="httptools", timeout_graceful_shutdown=20)
+    workers = args.workers
+    if workers > 1 and settings.embedded:
+        print("the embedded mode (no REDIS_URL) runs one process; ignoring --workers", file=sys.stderr)
+        workers = 1
+    if workers > 1:
+        # Each process counts in files here; /metrics sums them (prometheus_client multiprocess mode).
+        # Set before prometheus_client is imported by the app.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="ai-moderator-metrics-"))
+    import uvicorn
+
+    uvicorn.run("ai_moderator_workload.api.main:create_app", factory=True, host=args.host, port=args.port,
+                workers=workers, log_config=None, access_log=False, loop="uvloop", http="httptools",
+                timeout_graceful_shutdown=20)
     return 0
 
 
@@ -116,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("API_WORKERS", "1")),
+                       help="API processes sharing the port (default $API_WORKERS or 1)")
     serve.set_defaults(func=cmd_serve)
 
     worker = sub.add_parser("worker", help="run a Celery worker on moderation_queue")

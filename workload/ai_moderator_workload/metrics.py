@@ -4,9 +4,10 @@ alert rules (http_requests_total, celery_queue_length, db_connection_pool_*)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -27,7 +28,7 @@ QUEUE_PUBLISH_ERRORS = Counter("queue_publish_errors_total",
 TASKS = Counter("celery_tasks_total", "Moderation tasks by final state.", ["state"])
 TASK_DURATION = Histogram("celery_task_duration_seconds", "Moderation task latency.",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
-ACTIVE_TASKS = Gauge("celery_active_tasks", "Moderation tasks being processed now.")
+ACTIVE_TASKS = Gauge("celery_active_tasks", "Moderation tasks being processed now.", multiprocess_mode="livesum")
 SWEPT = Counter("moderation_sweeper_requeued_total", "Pending content re-queued by the sweeper.")
 
 
@@ -71,3 +72,15 @@ def install_collector(collector: Collector) -> None:
         REGISTRY.unregister(_installed.pop())
     REGISTRY.register(collector)
     _installed.append(collector)
+
+
+def metrics_registry() -> CollectorRegistry:
+    """What /metrics exposes: this process's registry, or with several API
+    processes the sum of all of them plus this process's scrape-time gauges."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    for collector in _installed:
+        registry.register(collector)
+    return registry

@@ -3,13 +3,17 @@ and runs in a worker thread; the API and the Celery worker share it."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+import orjson
+import psycopg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy import JSON, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,6 +21,10 @@ from .audit import record
 from .db.models import Content, ContentStatus, ModerationResult, utcnow
 from .engine.pipeline import Decision, Engine
 from .metrics import record_decisions
+
+# Core tables: bulk inserts skip the ORM's per-row bookkeeping (hot path).
+CONTENT = Content.__table__
+RESULT = ModerationResult.__table__
 
 
 @dataclass(slots=True)
@@ -51,8 +59,18 @@ class ContentRecord:
     existed: bool = False
 
 
+def new_ids(n: int) -> list[uuid.UUID]:
+    """n random (version 4) UUIDs from one urandom call; uuid4() per row was
+    a tenth of the hot path."""
+    raw = int.from_bytes(os.urandom(16 * n), "big")
+    mask, version_bits = (1 << 128) - 1, (0x4 << 76) | (0x2 << 62)
+    clear = ~((0xF << 76) | (0x3 << 62)) & mask
+    return [uuid.UUID(int=((raw >> (128 * i)) & mask & clear) | version_bits) for i in range(n)]
+
+
 def _result_row(content_id: uuid.UUID, d: Decision, now: datetime) -> dict[str, Any]:
-    return {"id": uuid.uuid4(), "content_id": content_id, "flagged": d.flagged, "categories": d.flagged_categories,
+    # No id: the database fills it (gen_random_uuid() / the column default).
+    return {"content_id": content_id, "flagged": d.flagged, "categories": d.flagged_categories,
             "scores": d.scores, "spans": d.spans, "engine_version": d.engine_version,
             "policy_version": d.policy_version, "created_at": now}
 
@@ -70,11 +88,33 @@ def to_record(content: Content, existed: bool = False) -> ContentRecord:
                          content.meta, result, existed)
 
 
+def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Many rows at once: COPY on PostgreSQL (several times faster than a
+    multi-row INSERT, which the hot path felt), a Core INSERT elsewhere."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(table), rows)
+        return
+    columns = [c.name for c in table.columns if c.name in rows[0]]
+    json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    raw = connection.connection.driver_connection
+    statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([orjson.dumps(row[c]).decode() if c in json_columns and row.get(c) is not None
+                                else row.get(c) for c in columns])
+    except psycopg.Error as exc:
+        # Same exception types as statements run through SQLAlchemy, so the
+        # API maps an outage to 503 whichever path met it.
+        raise DBAPIError.instance(statement, None, exc, psycopg.Error) from exc
+
+
 def _insert_ignoring_duplicate(session: Session, row: dict[str, Any]) -> bool:
     """Insert a content row unless (tenant, external_id) exists; True if inserted."""
     dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert(Content) if dialect == "postgresql" else sqlite.insert(Content)).values(**row)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "external_id"]).returning(Content.id)
+    stmt = (postgresql.insert(CONTENT) if dialect == "postgresql" else sqlite.insert(CONTENT)).values(**row)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "external_id"]).returning(CONTENT.c.id)
     return session.execute(stmt).scalar() is not None
 
 
@@ -101,10 +141,9 @@ def moderate_and_store(sessions: sessionmaker[Session], engine: Engine,
     content_rows: list[dict[str, Any]] = []
     result_rows: list[dict[str, Any]] = []
     with sessions() as session, session.begin():
-        for index, (item, decision) in enumerate(zip(items, decisions)):
-            content_id = uuid.uuid4()
+        for index, (item, decision, content_id) in enumerate(zip(items, decisions, new_ids(len(items)))):
             row = {"id": content_id, "tenant": item.tenant, "external_id": item.external_id, "text": item.text,
-                   "meta": item.meta, "status": ContentStatus.DONE, "attempts": 0, "created_at": now}
+                   "metadata": item.meta, "status": ContentStatus.DONE, "attempts": 0, "created_at": now}
             if item.external_id is None:
                 content_rows.append(row)
             elif not _insert_ignoring_duplicate(session, row):
@@ -114,9 +153,9 @@ def moderate_and_store(sessions: sessionmaker[Session], engine: Engine,
             records[index] = ContentRecord(content_id, item.tenant, item.external_id, ContentStatus.DONE, now,
                                            item.meta, _result_record(decision, now))
         if content_rows:
-            session.execute(insert(Content), content_rows)
+            bulk_insert(session, CONTENT, content_rows)
         if result_rows:
-            session.execute(insert(ModerationResult), result_rows)
+            bulk_insert(session, RESULT, result_rows)
     record_decisions([d.flagged_categories for d in decisions])
     return [r for r in records if r is not None]
 
@@ -126,10 +165,10 @@ def submit(sessions: sessionmaker[Session], item: Submission) -> ContentRecord:
     now = utcnow()
     content_id = uuid.uuid4()
     row = {"id": content_id, "tenant": item.tenant, "external_id": item.external_id, "text": item.text,
-           "meta": item.meta, "status": ContentStatus.PENDING, "attempts": 0, "created_at": now, "queued_at": now}
+           "metadata": item.meta, "status": ContentStatus.PENDING, "attempts": 0, "created_at": now, "queued_at": now}
     with sessions() as session, session.begin():
         if item.external_id is None:
-            session.execute(insert(Content), [row])
+            session.execute(insert(CONTENT), [row])
         elif not _insert_ignoring_duplicate(session, row):
             return _existing(session, item)
     return ContentRecord(content_id, item.tenant, item.external_id, ContentStatus.PENDING, now, item.meta, None)
@@ -163,7 +202,7 @@ def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UU
             return "skipped"
         content.attempts += 1
         decision = engine.moderate([content.text])[0]
-        session.execute(insert(ModerationResult), [_result_row(content.id, decision, utcnow())])
+        session.execute(insert(RESULT), [_result_row(content.id, decision, utcnow())])
         content.status = ContentStatus.DONE
     record_decisions([decision.flagged_categories])
     return "flagged" if decision.flagged else "clean"

@@ -12,7 +12,8 @@ from .errors import ApiError
 from .state import AppState
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
+    # async on purpose: FastAPI runs plain `def` dependencies in a thread pool.
     return request.app.state.ai  # type: ignore[no-any-return]
 
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from fastapi.middleware.gzip import GZipMiddleware
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -105,12 +104,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         lifespan=lifespan,
         docs_url="/docs",
+        # Metrics are Prometheus (/metrics); FastAPI's OpenTelemetry hooks
+        # would only cost time on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     errors.install(app)
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(health.router)
-    app.add_middleware(GZipMiddleware, minimum_size=1000)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app

@@ -1,6 +1,7 @@
 """A single pure-ASGI middleware for what every response needs: request
-metrics by route template, the seed's nginx security headers, and a body-size
-limit checked before the body is read."""
+metrics by route template, the seed's nginx security headers, a body-size
+limit checked before the body is read, and gzip for clients that ask for it
+(the check is a scan of raw headers, so other requests pay nothing)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..metrics import HTTP_DURATION, HTTP_REQUESTS
@@ -30,8 +32,9 @@ def _too_large(limit: int) -> tuple[dict[str, Any], bytes]:
 
 
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, gzip_minimum_size: int = 1000) -> None:
         self.app = app
+        self.gzip_app = GZipMiddleware(app, minimum_size=gzip_minimum_size)
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -49,13 +52,19 @@ class EdgeMiddleware:
             await send(message)
 
         try:
-            declared = dict(scope["headers"]).get(b"content-length")
+            declared = None
+            app = self.app
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    declared = value
+                elif name == b"accept-encoding" and b"gzip" in value:
+                    app = self.gzip_app
             if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
                 start, body = _too_large(self.max_body_bytes)
                 await send_with_headers(start)
                 await send({"type": "http.response.body", "body": body})
                 return
-            await self.app(scope, receive_limited(receive, self.max_body_bytes), send_with_headers)
+            await app(scope, receive_limited(receive, self.max_body_bytes), send_with_headers)
         finally:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"

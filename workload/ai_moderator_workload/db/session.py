@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,7 +28,11 @@ def _engine(url: str, pool_size: int, max_overflow: int) -> Engine:
         return engine
     # pre_ping lets the pool recover on its own after the database restarts.
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-                         pool_timeout=5, connect_args={"connect_timeout": 5})
+                         pool_timeout=5, connect_args={"connect_timeout": 5}, json_serializer=_json_dumps)
+
+
+def _json_dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
 
 
 def get_engine(settings: Settings) -> Engine:

@@ -71,7 +71,6 @@ class Engine:
                 spans.append(Span(category, m.start(), m.end(), "blocklist"))
         for child, parent in PARENTS.items():
             scores[parent] = max(scores[parent], scores[child])
-        scores = {c: round(s, 6) for c, s in scores.items()}
         categories = {c: scores[c] >= self._thresholds[c] for c in CATEGORIES}
         flagged_categories = [c for c in CATEGORIES if categories[c]]
         return Decision(
@@ -79,7 +78,7 @@ class Engine:
             categories=categories,
             scores=scores,
             spans=[s.as_dict(text) for s in sorted(spans, key=lambda s: (s.start, s.end))],
-            signals={"profanity": round(profanity, 6)},
+            signals={"profanity": profanity},
             engine_version=self.engine_version,
             policy_version=self.policy_version,
             flagged_categories=flagged_categories,

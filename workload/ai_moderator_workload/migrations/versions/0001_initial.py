@@ -19,6 +19,9 @@ TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    # Result ids are made by the database on PostgreSQL (bulk COPY omits
+    # them); SQLite gets them from the model's Python-side default.
+    uuid_default = sa.text("gen_random_uuid()") if op.get_bind().dialect.name == "postgresql" else None
     op.create_table(
         "content",
         sa.Column("id", sa.Uuid(), primary_key=True),
@@ -38,7 +41,7 @@ def upgrade() -> None:
                     postgresql_where=sa.text("status = 'pending'"))
     op.create_table(
         "moderation_result",
-        sa.Column("id", sa.Uuid(), primary_key=True),
+        sa.Column("id", sa.Uuid(), primary_key=True, server_default=uuid_default),
         sa.Column("content_id", sa.Uuid(), sa.ForeignKey("content.id", ondelete="CASCADE"), nullable=False),
         sa.Column("flagged", sa.Boolean(), nullable=False),
         sa.Column("categories", JSON, nullable=False),
