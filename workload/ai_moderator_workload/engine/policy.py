@@ -40,12 +40,12 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: Term = Field(default="default", description="Name of this policy revision, recorded with every decision.")
     thresholds: dict[Category, float] = Field(
-        default_factory=dict, description="Per-category score at or above which the category is flagged (default 0.5)."
+        default_factory=dict, max_length=13, description="Per-category score at or above which the category is flagged (default 0.5)."
     )
     default_threshold: float = Field(default=0.5, gt=0, le=1, description="Threshold of categories not listed.")
-    blocklist: list[BlockedTerm] = Field(default_factory=list, description="Terms that always flag their category.")
+    blocklist: list[BlockedTerm] = Field(default_factory=list, max_length=10_000, description="Terms that always flag their category.")
     allowlist: list[Term] = Field(
-        default_factory=list,
+        default_factory=list, max_length=10_000,
         description="Phrases removed before scoring (e.g. \"kill the process\", place names that contain rude words).",
     )
     model: ModelWeights = Field(default_factory=ModelWeights)

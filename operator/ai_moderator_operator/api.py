@@ -1,0 +1,308 @@
+"""The ModerationStack API (moderation.ai-moderator.io/v1alpha1): spec and
+status as pydantic models. The CRD schema in crds/ is generated from these
+(`python -m ai_moderator_operator.crdgen`), so the descriptions below are the
+API reference that `kubectl explain` shows.
+
+Defaults live here, not in the CRD: the API server then stores exactly what
+the user wrote, which keeps GitOps tools from seeing permanent drift."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from ai_moderator_workload.engine.policy import Policy
+
+GROUP = "moderation.ai-moderator.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "ModerationStack"
+PLURAL = "moderationstacks"
+
+# A standard 5-field cron expression (minute hour day-of-month month
+# day-of-week) or an @-macro, as Kubernetes CronJobs accept. Checked by CEL in
+# the API server (clear message) and again here.
+CRON_REGEX = (r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,?-]+\s+[0-9*/,-]+\s+"
+              r"[0-9*/,?LW-]+\s+[0-9A-Za-z*/,-]+\s+[0-9A-Za-z*/,?L#-]+)$")
+CRON_MESSAGE = 'must be a 5-field cron expression such as "0 3 * * *" (minute hour day month weekday) or @daily'
+
+
+def _check_cron(value: str) -> str:
+    if not re.match(CRON_REGEX, value.strip()):
+        raise ValueError(f"{value!r} {CRON_MESSAGE}")
+    return value
+
+
+def cel(*rules: tuple[str, str]) -> ConfigDict:
+    """Model config carrying CEL validation rules (rule, message) into the CRD."""
+    return ConfigDict(extra="forbid", populate_by_name=True,
+                      json_schema_extra={"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]})
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+Quantity = Annotated[int | str, Field(description="A Kubernetes quantity, e.g. 500m, 1, 512Mi, 2Gi.")]
+Cron = Annotated[str, AfterValidator(_check_cron), Field(
+    min_length=1, max_length=100, description="Standard 5-field cron expression (e.g. \"0 3 * * *\") or @daily-style macro.",
+    json_schema_extra={"x-kubernetes-validations": [{"rule": f"self.matches(r'{CRON_REGEX}')",
+                                                      "message": CRON_MESSAGE}]})]
+
+
+class SecretKeyRef(Strict):
+    name: str = Field(min_length=1, max_length=253, description="Name of a Secret in the stack's namespace.")
+    key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
+
+
+class Resources(Strict):
+    requests: dict[str, Quantity] | None = Field(default=None, description="Minimum resources (cpu, memory).")
+    limits: dict[str, Quantity] | None = Field(default=None, description="Maximum resources (cpu, memory).")
+
+
+class Autoscaling(BaseModel):
+    model_config = cel(
+        ("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+         "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"),
+    )
+    enabled: bool = Field(default=False, description="Scale with a HorizontalPodAutoscaler instead of fixed replicas.")
+    minReplicas: int = Field(default=1, ge=1, le=1000, description="Fewest replicas the autoscaler keeps. Default 1.")
+    maxReplicas: int = Field(default=5, ge=1, le=1000, description="Most replicas the autoscaler starts. Default 5.")
+    targetCPUUtilizationPercentage: int | None = Field(
+        default=70, ge=1, le=100, description="Average CPU utilisation to aim for. Default 70.")
+    targetMemoryUtilizationPercentage: int | None = Field(
+        default=None, ge=1, le=100, description="Average memory utilisation to aim for (off when unset).")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.minReplicas > self.maxReplicas:
+            raise ValueError("autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas")
+        return self
+
+
+class WorkerAutoscaling(Autoscaling):
+    model_config = cel(
+        ("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+         "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"),
+    )
+    queueLengthTarget: int = Field(
+        default=100, ge=1, le=1_000_000,
+        description="Messages waiting per worker at which KEDA adds workers (used when KEDA is installed). "
+                    "Default 100.")
+
+
+class Ingress(BaseModel):
+    model_config = cel(("!self.enabled || has(self.host)", "ingress.host is required when ingress.enabled is true"))
+    enabled: bool = Field(default=False, description="Expose the API through an Ingress.")
+    host: str | None = Field(default=None, min_length=1, max_length=253, description="Host name, e.g. moderation.example.com.")
+    className: str | None = Field(default=None, description="IngressClass to use.")
+    tlsSecretName: str | None = Field(default=None, description="Secret with the TLS certificate for host.")
+    annotations: dict[str, str] | None = Field(default=None, description="Extra Ingress annotations.")
+
+
+class ApiSpec(Strict):
+    replicas: int = Field(default=2, ge=0, le=1000, description="API pods when autoscaling is off. Default 2.")
+    processes: int = Field(default=1, ge=1, le=16, description="Server processes per pod (API_WORKERS). Default 1.")
+    resources: Resources | None = Field(default=None, description="API container resources.")
+    autoscaling: Autoscaling | None = Field(default=None, description="HorizontalPodAutoscaler for the API.")
+    serviceType: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(
+        default="ClusterIP", description="Type of the API Service. Default ClusterIP.")
+    ingress: Ingress | None = Field(default=None, description="Optional Ingress in front of the API Service.")
+
+
+class WorkerSpec(Strict):
+    replicas: int = Field(default=1, ge=0, le=1000, description="Worker pods when autoscaling is off. Default 1.")
+    concurrency: int = Field(default=4, ge=1, le=64, description="Tasks one worker pod runs at once. Default 4.")
+    resources: Resources | None = Field(default=None, description="Worker container resources.")
+    autoscaling: WorkerAutoscaling | None = Field(
+        default=None, description="Scale workers: on queue length with KEDA when its CRD exists, else CPU/memory HPA.")
+
+
+class ManagedPostgres(Strict):
+    storage: Quantity = Field(default="10Gi", description="PersistentVolumeClaim size. Default 10Gi.")
+    storageClassName: str | None = Field(default=None, description="StorageClass of the claim (cluster default when unset).")
+    image: str = Field(default="postgres:15-alpine", min_length=1, description="PostgreSQL image.")
+    resources: Resources | None = None
+
+
+class ManagedRedis(Strict):
+    storage: Quantity = Field(default="1Gi", description="PersistentVolumeClaim size. Default 1Gi.")
+    storageClassName: str | None = Field(default=None, description="StorageClass of the claim.")
+    image: str = Field(default="redis:7-alpine", min_length=1, description="Redis image.")
+    resources: Resources | None = None
+
+
+class External(Strict):
+    urlSecretRef: SecretKeyRef = Field(description="Secret key holding the connection URL.")
+
+
+class DatabaseSpec(BaseModel):
+    model_config = cel(("has(self.managed) != has(self.external)",
+                        "database: set exactly one of managed or external"))
+    managed: ManagedPostgres | None = Field(default=None, description="Run a dev-grade PostgreSQL StatefulSet.")
+    external: External | None = Field(default=None, description="Use an existing PostgreSQL (URL from a Secret).")
+
+    @model_validator(mode="after")
+    def _one(self) -> DatabaseSpec:
+        if (self.managed is None) == (self.external is None):
+            raise ValueError("database: set exactly one of managed or external")
+        return self
+
+
+class RedisSpec(BaseModel):
+    model_config = cel(("has(self.managed) != has(self.external)", "redis: set exactly one of managed or external"))
+    managed: ManagedRedis | None = Field(default=None, description="Run a Redis StatefulSet.")
+    external: External | None = Field(default=None, description="Use an existing Redis (URL from a Secret).")
+
+    @model_validator(mode="after")
+    def _one(self) -> RedisSpec:
+        if (self.managed is None) == (self.external is None):
+            raise ValueError("redis: set exactly one of managed or external")
+        return self
+
+
+class Limits(Strict):
+    maxTextChars: int = Field(default=32_000, ge=1, le=1_000_000, description="Longest accepted text. Default 32000.")
+    maxInputs: int = Field(default=256, ge=1, le=10_000, description="Most texts per request. Default 256.")
+    rateLimitPerMinute: int = Field(default=6000, ge=0, description="Default per-key request rate; 0 disables. Default 6000.")
+    rateLimitBurst: int = Field(default=200, ge=1, description="Token-bucket size per key. Default 200.")
+
+
+class BackupRetention(BaseModel):
+    model_config = cel(("has(self.count) || has(self.maxAgeDays)", "backup.retention needs count or maxAgeDays"))
+    count: int | None = Field(default=None, ge=1, le=10_000, description="Keep at most this many backups.")
+    maxAgeDays: int | None = Field(default=None, ge=1, le=36_500, description="Delete backups older than this.")
+
+
+class PvcStorage(Strict):
+    size: Quantity = Field(default="20Gi", description="Size of the backup PersistentVolumeClaim. Default 20Gi.")
+    storageClassName: str | None = Field(default=None, description="StorageClass of the claim.")
+
+
+class S3Storage(Strict):
+    endpoint: str | None = Field(default=None, description="S3-compatible endpoint URL (AWS when unset).")
+    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
+    prefix: str = Field(default="", max_length=512, description="Key prefix for backup objects.")
+    region: str | None = Field(default=None, description="Bucket region.")
+    credentialsSecretRef: SecretKeyRef | None = Field(
+        default=None, description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (key names this secret's keys; "
+                                  "the `key` field is ignored).")
+
+
+class BackupStorage(BaseModel):
+    model_config = cel(("!(has(self.pvc) && has(self.s3))", "backup.storage: set pvc or s3, not both"),
+                       ("!has(self.s3) || has(self.s3.credentialsSecretRef)",
+                        "backup.storage.s3.credentialsSecretRef is required"))
+    pvc: PvcStorage | None = Field(default=None, description="Backups on a PersistentVolumeClaim (the default).")
+    s3: S3Storage | None = Field(default=None, description="Backups in S3-compatible object storage.")
+
+
+class BackupVerify(Strict):
+    schedule: Cron = Field(description="When to restore the latest backup into a scratch database and check it.")
+
+
+class BackupSpec(Strict):
+    schedule: Cron = Field(description="When to back up, e.g. \"0 3 * * *\".")
+    suspend: bool = Field(default=False, description="Pause scheduled backups.")
+    retention: BackupRetention | None = Field(default=None, description="Which backups to keep. Default: 30 days.")
+    storage: BackupStorage | None = Field(default=None, description="Where backups go. Default: a PVC.")
+    verify: BackupVerify | None = Field(default=None, description="Scheduled test restore of the latest backup.")
+    finalBackupOnDelete: bool = Field(default=False, description="Back up once more when the stack is deleted.")
+    restoreFrom: str | None = Field(default=None, min_length=1, max_length=512,
+                                    description="Name of a backup to restore; changing it runs one restore.")
+
+
+class CleanupSpec(Strict):
+    enabled: bool = Field(default=True, description="Run the retention cleanup CronJob. Default true.")
+    schedule: Cron = Field(default="30 2 * * *", description="When to delete old content. Default \"30 2 * * *\".")
+    retentionDays: int = Field(default=90, ge=1, le=36_500, description="Keep content this many days. Default 90.")
+
+
+class MonitoringSpec(Strict):
+    serviceMonitor: bool = Field(default=True, description="Create a ServiceMonitor when the Prometheus Operator CRD exists.")
+
+
+class NetworkPolicySpec(Strict):
+    enabled: bool = Field(default=False, description="Restrict traffic to the database and Redis to this stack's pods.")
+
+
+class PolicySpec(Policy):
+    """The moderation policy mounted into the API and workers (ConfigMap)."""
+
+
+class ModerationStackSpec(BaseModel):
+    version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$",
+                         description="Version (image tag) of the moderation service to run.")
+    image: str = Field(default="ghcr.io/ai-moderator/ai-moderator-workload", min_length=1,
+                       description="Image repository; the tag is `version`.")
+    imagePullPolicy: Literal["Always", "IfNotPresent", "Never"] = Field(default="IfNotPresent")
+    imagePullSecrets: list[str] | None = Field(default=None, description="Names of image pull Secrets.")
+    api: ApiSpec = Field(default_factory=ApiSpec, description="The HTTP API.")
+    worker: WorkerSpec = Field(default_factory=WorkerSpec, description="The Celery workers.")
+    database: DatabaseSpec = Field(default_factory=lambda: DatabaseSpec(managed=ManagedPostgres()),
+                                   description="PostgreSQL: managed (default) or external.")
+    redis: RedisSpec = Field(default_factory=lambda: RedisSpec(managed=ManagedRedis()),
+                             description="Redis: managed (default) or external.")
+    policy: PolicySpec | None = Field(default=None, description="Moderation thresholds and block/allow lists.")
+    limits: Limits = Field(default_factory=Limits, description="Request limits of the API.")
+    backup: BackupSpec | None = Field(default=None, description="Scheduled pg_dump backups.")
+    cleanup: CleanupSpec = Field(default_factory=CleanupSpec, description="Retention cleanup of old content.")
+    monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
+    networkPolicy: NetworkPolicySpec = Field(default_factory=NetworkPolicySpec)
+    nodeSelector: dict[str, str] | None = Field(default=None, description="Node selector for every pod.")
+    deletionPolicy: Literal["Retain", "Delete"] = Field(
+        default="Retain", description="Retain (default) keeps data volumes and Secrets when the stack is deleted.")
+
+    model_config = cel(("size(self.version.trim()) > 0", "version must not be empty"))
+
+
+class Condition(Strict):
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    lastTransitionTime: datetime
+    observedGeneration: int | None = None
+
+
+class ReplicaStatus(Strict):
+    replicas: int = 0
+    readyReplicas: int = 0
+    summary: str = Field(default="0/0", description="ready/desired, for kubectl get.")
+
+
+class MigrationStatus(Strict):
+    job: str | None = None
+    phase: Literal["Pending", "Running", "Succeeded", "Failed"] | None = None
+    targetVersion: str | None = None
+    completionTime: datetime | None = None
+    message: str | None = None
+
+
+class BackupStatus(Strict):
+    lastScheduleTime: datetime | None = None
+    lastSuccessTime: datetime | None = None
+    lastError: str | None = None
+
+
+Phase = Literal["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused"]
+
+
+class ModerationStackStatus(Strict):
+    observedGeneration: int | None = Field(default=None, description="The generation this status describes.")
+    phase: Phase | None = Field(default=None, description="Pending, Migrating, Progressing, Ready, Degraded or Paused.")
+    version: str | None = Field(default=None, description="Version rolled out to the API and workers.")
+    targetVersion: str | None = Field(default=None, description="Version the spec asks for.")
+    api: ReplicaStatus | None = None
+    worker: ReplicaStatus | None = None
+    migration: MigrationStatus | None = None
+    backup: BackupStatus | None = None
+    endpoint: str | None = Field(default=None, description="In-cluster URL of the API.")
+    conditions: list[Condition] | None = None
+
+
+def parse_spec(spec: dict[str, Any]) -> ModerationStackSpec:
+    return ModerationStackSpec.model_validate(spec)
