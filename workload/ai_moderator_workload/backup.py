@@ -8,7 +8,7 @@ import gzip
 import os
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
@@ -61,6 +61,28 @@ def backup(database_url: str, target: Path) -> Path:
         raise BackupError(f"pg_dump failed ({proc.returncode}): {stderr.strip()}")
     partial.replace(target)
     return target
+
+
+def prune(directory: Path, keep: int | None, keep_days: int | None, now: datetime | None = None) -> list[Path]:
+    """Apply retention to the backups in `directory`: at most `keep` newest,
+    none older than `keep_days`. The newest backup is always kept."""
+    now = now or datetime.now(timezone.utc)
+    backups = sorted(directory.glob("db-backup-*.sql.gz"), key=lambda p: p.name, reverse=True)
+    doomed: list[Path] = []
+    for index, path in enumerate(backups):
+        if index == 0:
+            continue
+        too_many = keep is not None and index >= keep
+        try:
+            taken = datetime.strptime(path.name, "db-backup-%Y%m%dT%H%M%SZ.sql.gz").replace(tzinfo=timezone.utc)
+        except ValueError:
+            continue  # not one of ours
+        too_old = keep_days is not None and now - taken > timedelta(days=keep_days)
+        if too_many or too_old:
+            doomed.append(path)
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
 
 
 def restore(database_url: str, source: Path) -> None:

@@ -77,10 +77,13 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from .backup import backup
+    from .backup import backup, prune
 
     path = backup(_settings().database_url, Path(args.to))
     print(f"backup written to {path}")
+    if args.keep is not None or args.keep_days is not None:
+        for old in prune(path.parent, args.keep, args.keep_days):
+            print(f"deleted old backup {old}")
     return 0
 
 
@@ -145,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bk = sub.add_parser("backup", help="pg_dump the database to a gzip file")
     bk.add_argument("--to", required=True, help="file, or directory to create a dated file in")
+    bk.add_argument("--keep", type=int, default=None, help="keep at most this many backups in the directory")
+    bk.add_argument("--keep-days", type=int, default=None, help="delete backups older than this many days")
     bk.set_defaults(func=cmd_backup)
 
     rs = sub.add_parser("restore", help="restore a backup made by `backup` into DATABASE_URL")

@@ -1,0 +1,63 @@
+"""Names, labels and annotations that users and tests depend on (DESIGN.md §1)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+MANAGER = "ai-moderator-operator"
+PREFIX = "moderation.ai-moderator.io"
+PAUSED_ANNOTATION = f"{PREFIX}/paused"
+CONFIG_HASH_ANNOTATION = f"{PREFIX}/config-hash"
+RETRY_MIGRATION_ANNOTATION = f"{PREFIX}/retry-migration"
+BACKUP_NOW_ANNOTATION = f"{PREFIX}/backup-now"
+RESTORE_ANNOTATION = f"{PREFIX}/restore"
+APP_NAME = "ai-moderator"
+
+COMPONENTS = ("api", "worker", "migration", "backup", "cleanup", "database", "redis", "restore")
+
+
+def labels(stack: str, component: str | None, version: str | None = None) -> dict[str, str]:
+    result = {
+        "app.kubernetes.io/name": APP_NAME,
+        "app.kubernetes.io/instance": stack,
+        "app.kubernetes.io/managed-by": MANAGER,
+    }
+    if component:
+        result["app.kubernetes.io/component"] = component
+    if version:
+        result["app.kubernetes.io/version"] = version[:63]
+    return result
+
+
+def selector(stack: str, component: str) -> dict[str, str]:
+    """The immutable subset of labels used in selectors (never the version)."""
+    return {k: v for k, v in labels(stack, component).items() if k != "app.kubernetes.io/managed-by"}
+
+
+def digest(*parts: Any, length: int = 10) -> str:
+    data = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(data).hexdigest()[:length]
+
+
+class Names:
+    """Children of stack S are named S-<suffix>."""
+
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+        self.app_secret = f"{stack}-app"
+        self.policy = f"{stack}-policy"
+        self.api = f"{stack}-api"
+        self.worker = f"{stack}-worker"
+        self.postgres = f"{stack}-postgres"
+        self.redis = f"{stack}-redis"
+        self.backup = f"{stack}-backup"
+        self.backup_verify = f"{stack}-backup-verify"
+        self.backups_pvc = f"{stack}-backups"
+        self.cleanup = f"{stack}-cleanup"
+        self.network_policy = f"{stack}-data"
+
+    def migration_job(self, image: str) -> str:
+        """One Job per target image: the name is the idempotency key across restarts."""
+        return f"{self.stack}-migrate-{digest(image, length=8)}"
