@@ -22,7 +22,7 @@ kubectl() { "$BIN/kubectl" --kubeconfig "$KUBECONFIG_OUT" "$@"; }
 alive() { [[ -f "$STATE/pids/$1" ]] && kill -0 "$(cat "$STATE/pids/$1")" 2>/dev/null; }
 cluster_healthy() {
   [[ -f "$KUBECONFIG_OUT" ]] || return 1
-  local c; for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do alive "$c" || return 1; done
+  local c; for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok pv-provisioner; do alive "$c" || return 1; done
   [[ "$(kubectl get --raw /readyz 2>/dev/null)" == ok ]]
 }
 
@@ -141,4 +141,17 @@ node_ready() {
 }
 wait_for "kwok marks the Node Ready" kwok 60 node_ready
 wait_for "the default ServiceAccount exists" kube-controller-manager 60 kubectl get serviceaccount default -n default
+
+kubectl apply -f - >"$STATE/logs/storageclass.log" 2>&1 <<SC || fail "create the default StorageClass" storageclass
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
+provisioner: ai-moderator.local/hostpath
+volumeBindingMode: Immediate
+reclaimPolicy: Delete
+SC
+setsid "$ROOT/hack/pv-provisioner.sh" "$BIN/kubectl" "$KUBECONFIG_OUT" >"$STATE/logs/pv-provisioner.log" 2>&1 < /dev/null &
+echo $! >"$STATE/pids/pv-provisioner"
 log "ready in ${SECONDS}s; kubeconfig: $KUBECONFIG_OUT"

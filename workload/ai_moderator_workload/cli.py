@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     op.add_argument("--metrics-port", type=int, default=8080)
     op.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
     op.add_argument("--peering", default=None, help="kopf peering name (leader election with >1 replica)")
+    op.add_argument("--json-logs", action="store_true", help="JSON log lines (set in containers)")
     op.set_defaults(func=cmd_operator)
     return parser
 

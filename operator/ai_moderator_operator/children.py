@@ -1,0 +1,52 @@
+"""What the operator knows of existing children: a cache fed by kopf watch
+events on every kind it manages (labelled managed-by), read by the reconciler
+instead of polling the API server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from .naming import MANAGER
+
+Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
+
+# The kinds whose changes wake their stack, and which may be pruned when the
+# spec stops asking for them (never PVCs: they hold data).
+WATCHED = [
+    ("", "v1", "configmaps", "ConfigMap"), ("", "v1", "services", "Service"), ("", "v1", "secrets", "Secret"),
+    ("apps", "v1", "deployments", "Deployment"), ("apps", "v1", "statefulsets", "StatefulSet"),
+    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
+    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
+    ("networking.k8s.io", "v1", "ingresses", "Ingress"),
+    ("batch", "v1", "jobs", "Job"), ("batch", "v1", "cronjobs", "CronJob"),
+    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
+]
+PRUNABLE = {"Service", "StatefulSet", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress",
+            "CronJob", "ScaledObject", "ServiceMonitor"}
+MANAGED_SELECTOR = {"app.kubernetes.io/managed-by": MANAGER}
+
+
+class ChildCache:
+    def __init__(self) -> None:
+        self._objects: dict[Key, dict[str, Any]] = {}
+
+    @staticmethod
+    def key(obj: dict[str, Any]) -> Key:
+        meta = obj["metadata"]
+        return obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta["name"]
+
+    def observe(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            self._objects.pop(self.key(obj), None)
+        else:
+            self._objects[self.key(obj)] = obj
+
+    def get(self, api_version: str, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._objects.get((api_version, kind, namespace, name))
+
+    def owned_by(self, namespace: str, stack: str) -> Iterator[dict[str, Any]]:
+        for (_, _, ns, _), obj in list(self._objects.items()):
+            if ns == namespace and obj["metadata"].get("labels", {}).get("app.kubernetes.io/instance") == stack:
+                yield obj

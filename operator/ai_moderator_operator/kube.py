@@ -1,0 +1,154 @@
+"""A small asyncio client for the Kubernetes API: server-side apply with one
+field manager, reads, deletes and status patches. It reuses the credentials
+kopf logged in with, so the operator has one notion of "the cluster"."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import kopf
+
+from .api import API_VERSION, KIND, PLURAL
+from .metrics import API_REQUESTS
+from .naming import MANAGER
+
+# (apiVersion, kind) -> (plural, namespaced)
+RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
+    ("v1", "Secret"): ("secrets", True),
+    ("v1", "ConfigMap"): ("configmaps", True),
+    ("v1", "Service"): ("services", True),
+    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
+    ("v1", "Event"): ("events", True),
+    ("v1", "Pod"): ("pods", True),
+    ("apps/v1", "Deployment"): ("deployments", True),
+    ("apps/v1", "StatefulSet"): ("statefulsets", True),
+    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
+    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
+    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
+    ("batch/v1", "Job"): ("jobs", True),
+    ("batch/v1", "CronJob"): ("cronjobs", True),
+    ("keda.sh/v1alpha1", "ScaledObject"): ("scaledobjects", True),
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): ("servicemonitors", True),
+    (API_VERSION, KIND): (PLURAL, True),
+    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ("customresourcedefinitions", False),
+}
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+def resource_path(api_version: str, kind: str, namespace: str | None, name: str | None = None,
+                  subresource: str | None = None) -> str:
+    plural, namespaced = RESOURCES[(api_version, kind)]
+    base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
+    path = f"{base}/namespaces/{namespace}/{plural}" if namespaced and namespace else f"{base}/{plural}"
+    if name:
+        path += f"/{name}"
+    if subresource:
+        path += f"/{subresource}"
+    return path
+
+
+def _ssl_context(conn: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if conn.insecure:
+        return False
+    context = ssl.create_default_context(cafile=str(conn.ca_path) if conn.ca_path else None)
+    if conn.ca_data:
+        data = conn.ca_data.decode() if isinstance(conn.ca_data, bytes) else conn.ca_data
+        context.load_verify_locations(cadata=base64.b64decode(data).decode())
+    if conn.certificate_path or conn.certificate_data:
+        cert, key = conn.certificate_path, conn.private_key_path
+        if conn.certificate_data:
+            cert = _temp_pem(conn.certificate_data)
+            key = _temp_pem(conn.private_key_data or b"")
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    return context
+
+
+def _temp_pem(data: str | bytes) -> str:
+    raw = base64.b64decode(data)
+    handle = tempfile.NamedTemporaryFile(prefix="ai-moderator-", suffix=".pem", delete=False)  # noqa: SIM115
+    handle.write(raw)
+    handle.close()
+    return handle.name
+
+
+@dataclass
+class Kube:
+    conn: kopf.ConnectionInfo
+    session: aiohttp.ClientSession | None = None
+
+    async def _session(self) -> aiohttp.ClientSession:
+        if self.session is None or self.session.closed:
+            headers = {"User-Agent": MANAGER}
+            if self.conn.token:
+                headers["Authorization"] = f"{self.conn.scheme or 'Bearer'} {self.conn.token}"
+            self.session = aiohttp.ClientSession(
+                base_url=self.conn.server.rstrip("/") + "/", headers=headers,
+                connector=aiohttp.TCPConnector(ssl=_ssl_context(self.conn), limit=20),
+                timeout=aiohttp.ClientTimeout(total=30))
+        return self.session
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    async def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
+                      params: dict[str, str] | None = None) -> dict[str, Any] | None:
+        session = await self._session()
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Content-Type": content_type} if data is not None else {}
+        async with session.request(method, path.lstrip("/"), data=data, headers=headers, params=params) as resp:
+            API_REQUESTS.labels(method, str(resp.status)).inc()
+            text = await resp.text()
+            if resp.status == 404 and method in ("GET", "DELETE"):
+                return None
+            if resp.status >= 400:
+                try:
+                    status = json.loads(text)
+                    raise ApiError(resp.status, status.get("reason", ""), status.get("message", text))
+                except ValueError:
+                    raise ApiError(resp.status, resp.reason or "", text) from None
+            return json.loads(text) if text else None
+
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        meta = manifest["metadata"]
+        path = resource_path(manifest["apiVersion"], manifest["kind"], meta.get("namespace"), meta["name"])
+        result = await self.request("PATCH", path, manifest, "application/apply-patch+yaml",
+                                    {"fieldManager": MANAGER, "force": "true"})
+        assert result is not None
+        return result
+
+    async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
+        return await self.request("GET", resource_path(api_version, kind, namespace, name))
+
+    async def list(self, api_version: str, kind: str, namespace: str | None,
+                   label_selector: str | None = None) -> list[dict[str, Any]]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        result = await self.request("GET", resource_path(api_version, kind, namespace), params=params)
+        return list((result or {}).get("items", []))
+
+    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
+                     propagation: str = "Background") -> None:
+        await self.request("DELETE", resource_path(api_version, kind, namespace, name),
+                           {"propagationPolicy": propagation})
+
+    async def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any],
+                          subresource: str | None = None) -> dict[str, Any] | None:
+        return await self.request("PATCH", resource_path(api_version, kind, namespace, name, subresource), patch,
+                                  "application/merge-patch+json")
+
+    async def exists(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
+        return await self.get(api_version, kind, namespace, name) is not None

@@ -1,0 +1,34 @@
+"""`ai-moderator operator`: runs the kopf operator with its metrics endpoint."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+import kopf
+from prometheus_client import start_http_server
+
+from ai_moderator_workload.logs import configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import handlers  # noqa: F401 - registers the handlers
+
+    configure_logging("INFO", json_logs=args.json_logs)
+    # kopf logs every handler call at INFO; our own log lines say what matters.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    if args.metrics_port:
+        start_http_server(args.metrics_port)
+    namespaces = list(args.namespace or [])
+    log.info("operator starting", extra={"namespaces": namespaces or "all", "peering": args.peering})
+    asyncio.run(kopf.operator(
+        clusterwide=not namespaces,
+        namespaces=namespaces,
+        liveness_endpoint=args.liveness or None,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+    ))
+    return 0

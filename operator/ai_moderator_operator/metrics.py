@@ -1,0 +1,37 @@
+"""Operator metrics, named like controller-runtime's so kubebuilder-style
+dashboards work unchanged."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+CONTROLLER = "moderationstack"
+
+RECONCILE_TOTAL = Counter("controller_runtime_reconcile_total", "Reconciliations by result.", ["controller", "result"])
+RECONCILE_ERRORS = Counter("controller_runtime_reconcile_errors_total", "Failed reconciliations.", ["controller"])
+RECONCILE_TIME = Histogram("controller_runtime_reconcile_time_seconds", "Time per reconciliation.", ["controller"],
+                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+STACKS = Gauge("ai_moderator_stacks", "ModerationStacks by phase.", ["phase"])
+MIGRATION_DURATION = Histogram("ai_moderator_migration_duration_seconds", "Migration Job run time.",
+                               buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800))
+LAST_BACKUP_SUCCESS = Gauge("ai_moderator_last_backup_success_timestamp_seconds",
+                            "Unix time of the last successful backup.", ["namespace", "stack"])
+API_REQUESTS = Counter("ai_moderator_operator_kube_requests_total", "Requests the operator sent to the API server.",
+                       ["verb", "code"])
+
+PHASES = ("Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused")
+
+
+class PhaseBook:
+    """Phase of each stack, kept so the per-phase gauge is exact."""
+
+    def __init__(self) -> None:
+        self._phases: dict[tuple[str, str], str] = {}
+
+    def set(self, key: tuple[str, str], phase: str | None) -> None:
+        if phase is None:
+            self._phases.pop(key, None)
+        else:
+            self._phases[key] = phase
+        for name in PHASES:
+            STACKS.labels(name).set(sum(1 for p in self._phases.values() if p == name))

@@ -1,0 +1,307 @@
+"""One level-based reconciliation of a ModerationStack: read what exists,
+compute what should exist with the pure builders, apply only the difference
+(server-side apply, one field manager), and write status only when it changed."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from .api import API_VERSION, KIND, ModerationStackSpec, parse_spec
+from .builders import Context, app_secret, desired_children, migration_job, policy_yaml
+from .children import PRUNABLE, ChildCache
+from .diff import contains
+from .kube import ApiError, Kube
+from .metrics import LAST_BACKUP_SUCCESS, MIGRATION_DURATION
+from .naming import PAUSED_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names, digest
+from .status import Observed, Workload, derive, now_iso
+
+log = logging.getLogger(__name__)
+CAPABILITY_TTL = 60.0
+
+
+class Retry(Exception):
+    """The stack cannot converge yet (e.g. a referenced Secret is missing)."""
+
+
+@dataclass
+class Capabilities:
+    """Optional APIs in the cluster (KEDA, Prometheus Operator), checked at most once a minute."""
+
+    kube: Kube
+    _checked: dict[str, tuple[float, bool]] = field(default_factory=dict)
+
+    async def has_crd(self, name: str) -> bool:
+        hit = self._checked.get(name)
+        if hit and hit[0] > time.monotonic():
+            return hit[1]
+        found = await self.kube.exists("apiextensions.k8s.io/v1", "CustomResourceDefinition", None, name)
+        self._checked[name] = (time.monotonic() + CAPABILITY_TTL, found)
+        return found
+
+
+def _decode(secret: dict[str, Any] | None) -> dict[str, str]:
+    if not secret:
+        return {}
+    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+
+
+def _job_state(job: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(phase, message, completionTime) of a Job."""
+    conditions = {c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in conditions:
+        return "Succeeded", "", (job.get("status") or {}).get("completionTime")
+    if "Failed" in conditions:
+        c = conditions["Failed"]
+        return "Failed", f"{c.get('reason', 'Failed')}: {c.get('message', '')}".strip(": "), None
+    return "Running", "", None
+
+
+@dataclass
+class Reconciler:
+    kube: Kube
+    cache: ChildCache
+    capabilities: Capabilities
+
+    async def _live(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        meta = manifest["metadata"]
+        found = self.cache.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+        if found is None:
+            # Not seen (yet) by a watch: ask, so a warming cache never causes a write.
+            found = await self.kube.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
+        return found
+
+    async def ensure(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Apply the manifest unless the live object already holds all of it."""
+        live = await self._live(manifest)
+        if live is not None and contains(live, manifest):
+            return live
+        applied = await self.kube.apply(manifest)
+        self.cache.observe("MODIFIED", applied)
+        log.info("applied %s %s/%s", manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"],
+                 extra={"kind": manifest["kind"], "child": manifest["metadata"]["name"], "new": live is None})
+        return applied
+
+    async def _app_secret(self, names: Names, namespace: str, spec: ModerationStackSpec,
+                          ctx_for_meta: Context) -> dict[str, str]:
+        """The generated Secret: created once; later only keys a new spec needs
+        are added. Existing values are never regenerated."""
+        live = self.cache.get("v1", "Secret", namespace, names.app_secret) or await self.kube.get(
+            "v1", "Secret", namespace, names.app_secret)
+        data = _decode(live)
+        wanted: dict[str, str] = {}
+        wanted.setdefault("SECRET_KEY", data.get("SECRET_KEY") or secrets.token_urlsafe(48))
+        wanted.setdefault("ADMIN_API_KEY", data.get("ADMIN_API_KEY") or secrets.token_urlsafe(32))
+        if spec.database.managed:
+            password = data.get("POSTGRES_PASSWORD") or secrets.token_urlsafe(24)
+            wanted["POSTGRES_PASSWORD"] = password
+            wanted["DATABASE_URL"] = data.get("DATABASE_URL") or (
+                f"postgresql://moderator:{password}@{names.postgres}:5432/moderation_db")
+        if spec.redis.managed:
+            password = data.get("REDIS_PASSWORD") or secrets.token_urlsafe(24)
+            wanted["REDIS_PASSWORD"] = password
+            wanted["REDIS_ADDRESS"] = data.get("REDIS_ADDRESS") or f"{names.redis}:6379"
+            wanted["REDIS_URL"] = data.get("REDIS_URL") or f"redis://:{password}@{names.redis}:6379/0"
+        merged = {**data, **wanted}
+        if live is None or merged != data:
+            applied = await self.kube.apply(app_secret(ctx_for_meta, merged))
+            self.cache.observe("MODIFIED", applied)
+        return merged
+
+    async def _external_values(self, namespace: str, spec: ModerationStackSpec) -> dict[str, str]:
+        """Values of referenced Secrets; a missing one is a clear, retried problem."""
+        values: dict[str, str] = {}
+        refs = [("spec.database.external.urlSecretRef", spec.database.external),
+                ("spec.redis.external.urlSecretRef", spec.redis.external)]
+        for where, external in refs:
+            if external is None:
+                continue
+            ref = external.urlSecretRef
+            secret = await self.kube.get("v1", "Secret", namespace, ref.name)
+            if secret is None:
+                raise Retry(f"Secret {ref.name!r} referenced by {where} does not exist in namespace {namespace!r}")
+            data = _decode(secret)
+            if ref.key not in data:
+                raise Retry(f"Secret {ref.name!r} has no key {ref.key!r} (referenced by {where})")
+            values[f"{ref.name}/{ref.key}"] = data[ref.key]
+        return values
+
+    async def _migrate(self, ctx: Context, status: dict[str, Any], annotations: dict[str, str],
+                       observed: Observed) -> str | None:
+        """Gate the rollout: the API and workers move to the target version only
+        after its migration Job succeeded. Returns the version to run."""
+        target, rolled = ctx.spec.version, status.get("version")
+        previous = status.get("migration")
+        if rolled == target:
+            observed.migration = previous
+            return rolled
+        retry = annotations.get(RETRY_MIGRATION_ANNOTATION, "")
+        image = ctx.image(target)
+        job_name = ctx.names.migration_job(image + (f"#{retry}" if retry else ""))
+        job = self.cache.get("batch/v1", "Job", ctx.namespace, job_name) or await self.kube.get(
+            "batch/v1", "Job", ctx.namespace, job_name)
+        if job is None:
+            manifest = migration_job(ctx, target)
+            manifest["metadata"]["name"] = job_name
+            job = await self.kube.apply(manifest)
+            self.cache.observe("ADDED", job)
+        phase, message, completed = _job_state(job)
+        observed.migration = {"job": job_name, "phase": phase, "targetVersion": target}
+        if message:
+            observed.migration["message"] = message
+        if completed:
+            observed.migration["completionTime"] = completed
+        if phase == "Succeeded":
+            start = (job.get("status") or {}).get("startTime")
+            if start and completed and (previous or {}).get("phase") != "Succeeded":
+                MIGRATION_DURATION.observe(max(0.0, (_ts(completed) - _ts(start))))
+            return target
+        observed.migration_failed = phase == "Failed"
+        observed.migrating = phase == "Running"
+        return rolled
+
+    def _backup_status(self, ctx: Context, previous: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+        """From the backup CronJob and its Jobs: last schedule, last success, last error."""
+        if ctx.spec.backup is None:
+            return None, False
+        result = dict(previous or {})
+        cron = self.cache.get("batch/v1", "CronJob", ctx.namespace, ctx.names.backup)
+        if cron and (cron.get("status") or {}).get("lastScheduleTime"):
+            result["lastScheduleTime"] = cron["status"]["lastScheduleTime"]
+        jobs = [o for o in self.cache.owned_by(ctx.namespace, ctx.name)
+                if o["kind"] == "Job" and o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "backup"]
+        latest_failed: str | None = None
+        failed = False
+        for job in sorted(jobs, key=lambda j: j["metadata"].get("creationTimestamp", "")):
+            phase, message, completed = _job_state(job)
+            if phase == "Succeeded" and completed:
+                if completed > (result.get("lastSuccessTime") or ""):
+                    result["lastSuccessTime"] = completed
+                failed, latest_failed = False, None
+            elif phase == "Failed":
+                failed, latest_failed = True, f"{job['metadata']['name']}: {message}"
+        if latest_failed:
+            result["lastError"] = latest_failed
+        elif not failed:
+            result.pop("lastError", None)
+        if result.get("lastSuccessTime"):
+            LAST_BACKUP_SUCCESS.labels(ctx.namespace, ctx.name).set(_ts(result["lastSuccessTime"]))
+        return result, failed
+
+    async def _prune(self, ctx: Context, desired: list[dict[str, Any]]) -> None:
+        wanted = {ChildCache.key(m) for m in desired}
+        for obj in list(self.cache.owned_by(ctx.namespace, ctx.name)):
+            if obj["kind"] in PRUNABLE and ChildCache.key(obj) not in wanted:
+                meta = obj["metadata"]
+                log.info("pruning child no longer in the spec", extra={"kind": obj["kind"], "child": meta["name"]})
+                await self.kube.delete(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+                self.cache.observe("DELETED", obj)
+        jobs = sorted((o for o in self.cache.owned_by(ctx.namespace, ctx.name) if o["kind"] == "Job"
+                       and o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "migration"),
+                      key=lambda j: j["metadata"].get("creationTimestamp", ""))
+        for job in jobs[:-3]:  # keep the last three migration Jobs for inspection
+            meta = job["metadata"]
+            await self.kube.delete("batch/v1", "Job", meta["namespace"], meta["name"])
+            self.cache.observe("DELETED", job)
+
+    async def reconcile(self, body: dict[str, Any]) -> tuple[dict[str, Any], float | None]:
+        """Returns the new status and how soon to look again (None: on the next change)."""
+        meta = body["metadata"]
+        name, namespace, uid = meta["name"], meta["namespace"], meta["uid"]
+        generation = int(meta.get("generation", 1))
+        annotations = meta.get("annotations") or {}
+        previous = dict(body.get("status") or {})
+        names = Names(name)
+        endpoint = f"http://{names.api}.{namespace}.svc:80"
+        empty = Observed(generation, str((body.get("spec") or {}).get("version", "")), previous.get("version"),
+                         Workload(), Workload(), False, endpoint)
+        if annotations.get(PAUSED_ANNOTATION) == "true":
+            paused = Observed(**{**empty.__dict__, "paused": True,
+                                 "api": Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.api)),
+                                 "worker": Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.worker))})
+            paused.migration, paused.backup = previous.get("migration"), previous.get("backup")
+            return derive(paused, previous), None
+        try:
+            spec = parse_spec(body.get("spec") or {})
+        except ValidationError as exc:
+            empty.problem = ("InvalidSpec", "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                                      for e in exc.errors()[:3]))
+            return derive(empty, previous), None
+        keda = await self.capabilities.has_crd("scaledobjects.keda.sh")
+        monitor = await self.capabilities.has_crd("servicemonitors.monitoring.coreos.com")
+        base = Context(name, namespace, uid, spec, previous.get("version"), "", keda, monitor)
+        try:
+            external = await self._external_values(namespace, spec)
+        except Retry as exc:
+            empty.problem = ("SecretNotFound", str(exc))
+            raise Degraded(derive(empty, previous)) from exc
+        generated = await self._app_secret(names, namespace, spec, base)
+        config_hash = digest(sorted(generated.items()), sorted(external.items()), policy_yaml(base))
+        ctx = Context(name, namespace, uid, spec, previous.get("version"), config_hash, keda, monitor)
+        observed = Observed(generation, spec.version, None, Workload(), Workload(), False, endpoint)
+        # Data services and configuration first: the migration needs them.
+        desired = desired_children(ctx)
+        await asyncio.gather(*(self.ensure(m) for m in desired))
+        rolled = await self._migrate(ctx, previous, annotations, observed)
+        if rolled != ctx.rolled_out_version:
+            ctx = Context(name, namespace, uid, spec, rolled, config_hash, keda, monitor)
+            desired = desired_children(ctx)
+            await asyncio.gather(*(self.ensure(m) for m in desired))
+        await self._prune(ctx, desired)
+        observed.rolled_out_version = rolled
+        observed.api = Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.api))
+        observed.worker = Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.worker))
+        observed.data_ready = all(
+            Workload.of_statefulset(self.cache.get("apps/v1", "StatefulSet", namespace, n))
+            for n, on in ((names.postgres, spec.database.managed), (names.redis, spec.redis.managed)) if on)
+        observed.backup, observed.backup_failed = self._backup_status(ctx, previous.get("backup"))
+        status = derive(observed, previous)
+        return status, (2.0 if observed.migrating else None)
+
+
+class Degraded(Exception):
+    """Carries the status to write before retrying with backoff."""
+
+    def __init__(self, status: dict[str, Any]) -> None:
+        super().__init__(status["conditions"][0]["message"])
+        self.status = status
+
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """A merge patch from old to new status (None when equal); removed keys become null."""
+    if old == new:
+        return None
+    patch: dict[str, Any] = dict(new)
+    for key in old:
+        if key not in new:
+            patch[key] = None
+    return patch
+
+
+def transition_event(name: str, namespace: str, uid: str, old_phase: str | None, status: dict[str, Any]
+                     ) -> dict[str, Any] | None:
+    phase = status.get("phase")
+    if phase == old_phase:
+        return None
+    message = next((c["message"] for c in status.get("conditions", []) if c["type"] == "Ready"), "")
+    stamp = now_iso()
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": name, "namespace": namespace,
+                               "uid": uid},
+            "reason": phase, "message": message[:1024], "type": "Warning" if phase == "Degraded" else "Normal",
+            "source": {"component": "ai-moderator-operator"}, "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "count": 1}
