@@ -12,8 +12,11 @@ log() { printf '[build-k8s] %s\n' "$*" >&2; }
 fail() { log "FAILED at step: $1"; exit 1; }
 
 have_version() { # binary, expected substring, version args...
-  local bin="$BIN/$1" want="$2"; shift 2
-  [[ -x "$bin" ]] && "$bin" "$@" 2>/dev/null | grep -qF -- "$want"
+  local bin="$BIN/$1" want="$2" out; shift 2
+  [[ -x "$bin" ]] || return 1
+  # Captured first: `| grep -q` would end the pipe early (SIGPIPE under pipefail).
+  out="$("$bin" "$@" 2>/dev/null)" || return 1
+  [[ "$out" == *"$want"* ]]
 }
 
 k8s_ok() {

@@ -104,14 +104,18 @@ start kube-apiserver kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT"
   --client-ca-file "$pki/ca.crt" --token-auth-file "$pki/tokens.csv" \
   --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
   --service-account-issuer https://kubernetes.default.svc --service-cluster-ip-range 10.96.0.0/16 \
-  --authorization-mode Node,RBAC --allow-privileged=true --profiling=false
+  --authorization-mode Node,RBAC --allow-privileged=true --profiling=false \
+  --disable-admission-plugins TaintNodesByCondition
 wait_for "kube-apiserver /readyz" kube-apiserver 60 kubectl get --raw /readyz
 
+# No node lifecycle controller (and no not-ready taint at node creation, see
+# the apiserver's admission plugins): kwok's nodes have no kubelet, and a
+# heartbeat delayed by a busy machine must not mark every pod NotReady for good.
 log "starting kube-controller-manager, kube-scheduler and kwok"
 start kube-controller-manager kube-controller-manager --kubeconfig "$KUBECONFIG_OUT" \
   --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false \
   --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
-  --use-service-account-credentials=false --controllers '*,-nodeipam' \
+  --use-service-account-credentials=false --controllers '*,-nodeipam,-nodelifecycle' \
   --horizontal-pod-autoscaler-sync-period 5s
 start kube-scheduler kube-scheduler --kubeconfig "$KUBECONFIG_OUT" \
   --authentication-kubeconfig "$KUBECONFIG_OUT" --authorization-kubeconfig "$KUBECONFIG_OUT" \

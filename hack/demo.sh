@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# `make demo`: the local control plane, the operator, and an example
-# ModerationStack brought to Ready. `hack/demo.sh down` stops what it started.
+# `make demo`: the local control plane, the CRD, the operator and the example
+# ModerationStack brought to Ready; then the moderation API itself answering
+# a request. `hack/demo.sh down` stops what it started.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/hack/versions.sh"
 KUBECTL=("$K8S_BIN/kubectl" --kubeconfig "$ROOT/.cluster/kubeconfig")
 STATE="$ROOT/.demo"
-log() { printf '[demo] %s\n' "$*" >&2; }
+PY="$ROOT/.venv/bin/python"
+log() { printf '\n[demo] %s\n' "$*" >&2; }
+
+stop_pid() { if [[ -f "$1" ]]; then kill "$(cat "$1")" 2>/dev/null || true; fi; rm -f "$1"; }
 
 if [[ "${1:-}" == down ]]; then
-  [[ -f "$STATE/operator.pid" ]] && kill "$(cat "$STATE/operator.pid")" 2>/dev/null || true
+  stop_pid "$STATE/operator.pid"
+  stop_pid "$STATE/api.pid"
   rm -rf "$STATE"
   "$ROOT/hack/cluster-down.sh"
   exit 0
@@ -17,5 +22,41 @@ fi
 
 "$ROOT/hack/cluster-up.sh"
 mkdir -p "$STATE"
-log "nodes:"
-"${KUBECTL[@]}" get nodes -o wide
+log "installing the ModerationStack CRD"
+"${KUBECTL[@]}" apply --server-side --force-conflicts -f "$ROOT/crds/" >/dev/null
+"${KUBECTL[@]}" wait --for=condition=Established crd/moderationstacks.moderation.ai-moderator.io --timeout=30s >/dev/null
+
+if ! { [[ -f "$STATE/operator.pid" ]] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; }; then
+  log "starting the operator (log: .demo/operator.log, metrics: http://127.0.0.1:8080/metrics)"
+  KUBECONFIG="$ROOT/.cluster/kubeconfig" setsid "$PY" -m ai_moderator_workload.cli operator \
+    --metrics-port 8080 --liveness http://127.0.0.1:8081/healthz >"$STATE/operator.log" 2>&1 < /dev/null &
+  echo $! >"$STATE/operator.pid"
+fi
+
+log "applying examples/moderationstack.yaml"
+"${KUBECTL[@]}" create namespace moderation --dry-run=client -o yaml | "${KUBECTL[@]}" apply -f - >/dev/null
+"${KUBECTL[@]}" apply -f "$ROOT/examples/moderationstack.yaml"
+if ! "${KUBECTL[@]}" wait -n moderation mstack/demo --for=jsonpath='{.status.phase}'=Ready --timeout=120s >/dev/null; then
+  log "the stack did not become Ready; operator log:"; tail -n 30 "$STATE/operator.log" >&2; exit 1
+fi
+log "kubectl get moderationstacks -A"
+"${KUBECTL[@]}" get moderationstacks -A -o wide
+log "children of moderation/demo"
+"${KUBECTL[@]}" get deploy,statefulset,svc,pdb,cronjob,job,configmap,secret,pvc -n moderation \
+  -l app.kubernetes.io/instance=demo
+
+# Pods in this cluster are simulated (kwok), so the service itself is shown
+# running locally in its embedded mode (SQLite, in-process tasks).
+log "the moderation API itself (embedded mode) on http://127.0.0.1:8000"
+stop_pid "$STATE/api.pid"
+AI_MODERATOR_KEY_FILE="$STATE/admin.key" DATABASE_URL="sqlite:///$STATE/demo.sqlite3" \
+  setsid "$PY" -m ai_moderator_workload.cli serve --port 8000 >"$STATE/api.log" 2>&1 < /dev/null &
+echo $! >"$STATE/api.pid"
+for _ in $(seq 100); do curl -sf http://127.0.0.1:8000/health >/dev/null && break; sleep 0.2; done
+KEY="$(cat "$STATE/admin.key")"
+curl -sf http://127.0.0.1:8000/v1/moderations -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' \
+  -d '{"input": ["Have a lovely day!", "I will kill you"]}' | "$PY" -c '
+import json, sys
+for text, r in zip(["Have a lovely day!", "I will kill you"], json.load(sys.stdin)["results"]):
+    print("  %-24r flagged=%-5s %s" % (text, r["flagged"], [c for c, on in r["categories"].items() if on]))'
+log "done. API key: .demo/admin.key; stop everything with: make demo-down"

@@ -18,8 +18,13 @@ CATEGORIES: Final[tuple[str, ...]] = (
     "violence/graphic",
 )
 
-# A sub-category hit implies its parent at the same strength, as in OpenAI's
-# taxonomy (a threat of violence is also harassment).
+# A category hit implies these others at the same strength, as in OpenAI's
+# taxonomy: a sub-category implies its parent, and a threat (harassment or hate
+# "that also includes violence") implies violence.
+IMPLIES: Final[dict[str, tuple[str, ...]]] = {
+    "harassment/threatening": ("harassment", "violence"),
+    "hate/threatening": ("hate", "violence"),
+}
 PARENTS: Final[dict[str, str]] = {
     "harassment/threatening": "harassment",
     "hate/threatening": "hate",

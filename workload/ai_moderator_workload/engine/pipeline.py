@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .categories import CATEGORIES, PARENTS
+from .categories import CATEGORIES, IMPLIES, PARENTS
 from .policy import Policy
 from .rules import RuleSet, Span, builtin_rules, phrase_pattern
 
@@ -71,6 +71,9 @@ class Engine:
                 spans.append(Span(category, m.start(), m.end(), "blocklist"))
         for child, parent in PARENTS.items():
             scores[parent] = max(scores[parent], scores[child])
+        for source, implied in IMPLIES.items():
+            for category in implied:
+                scores[category] = max(scores[category], scores[source])
         categories = {c: scores[c] >= self._thresholds[c] for c in CATEGORIES}
         flagged_categories = [c for c in CATEGORIES if categories[c]]
         return Decision(

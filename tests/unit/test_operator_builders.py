@@ -1,0 +1,109 @@
+"""Builders are pure: spec in, manifests out. These tests pin what users rely on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from ai_moderator_operator.api import parse_spec
+from ai_moderator_operator.builders import Context, backup_args, desired_children
+from ai_moderator_operator.crdgen import CRD_FILE, render
+
+
+def ctx(rolled: str | None = "1.0.0", keda: bool = False, **spec) -> Context:
+    return Context("shop", "prod", "uid-1", parse_spec({"version": "1.0.0", **spec}), rolled, "hash-1", keda=keda)
+
+
+def by_kind(children: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(c["kind"], c["metadata"]["name"]): c for c in children}
+
+
+def test_crd_in_repo_is_generated_from_the_api_types() -> None:
+    assert CRD_FILE.read_text() == render(), "run: python -m ai_moderator_operator.crdgen"
+    check = subprocess.run([sys.executable, "-m", "ai_moderator_operator.crdgen", "--check"], capture_output=True)
+    assert check.returncode == 0
+
+
+def test_nothing_of_the_app_runs_before_its_first_migration() -> None:
+    kinds = {k for k, _ in by_kind(desired_children(ctx(rolled=None)))}
+    assert "Deployment" not in kinds and "CronJob" not in kinds
+    assert {"ConfigMap", "StatefulSet", "Service"} <= kinds
+
+
+def test_every_child_is_labelled_and_owned() -> None:
+    for child in desired_children(ctx(backup={"schedule": "0 3 * * *"})):
+        labels = child["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "ai-moderator"
+        assert labels["app.kubernetes.io/instance"] == "shop"
+        assert labels["app.kubernetes.io/managed-by"] == "ai-moderator-operator"
+        assert child["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+
+
+def test_autoscaling_leaves_replicas_out_and_pdb_follows_min_replicas() -> None:
+    children = by_kind(desired_children(ctx(api={"autoscaling": {"enabled": True, "minReplicas": 3, "maxReplicas": 9}})))
+    assert "replicas" not in children[("Deployment", "shop-api")]["spec"]
+    assert children[("HorizontalPodAutoscaler", "shop-api")]["spec"]["minReplicas"] == 3
+    assert ("PodDisruptionBudget", "shop-api") in children
+    single = by_kind(desired_children(ctx(api={"replicas": 1})))
+    assert single[("Deployment", "shop-api")]["spec"]["replicas"] == 1
+    assert ("PodDisruptionBudget", "shop-api") not in single
+
+
+def test_workers_scale_on_queue_length_with_keda() -> None:
+    spec = {"worker": {"autoscaling": {"enabled": True, "maxReplicas": 8, "queueLengthTarget": 50}}}
+    keda = by_kind(desired_children(ctx(keda=True, **spec)))
+    scaler = keda[("ScaledObject", "shop-worker")]
+    assert scaler["spec"]["triggers"][0]["metadata"] == {
+        "addressFromEnv": "REDIS_ADDRESS", "passwordFromEnv": "REDIS_PASSWORD", "listName": "moderation_queue",
+        "listLength": "50"}
+    env = {e["name"] for e in keda[("Deployment", "shop-worker")]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert {"REDIS_ADDRESS", "REDIS_PASSWORD"} <= env
+    assert ("HorizontalPodAutoscaler", "shop-worker") in by_kind(desired_children(ctx(**spec)))
+
+
+def test_external_services_replace_managed_ones() -> None:
+    children = by_kind(desired_children(ctx(
+        database={"external": {"urlSecretRef": {"name": "db", "key": "url"}}},
+        redis={"external": {"urlSecretRef": {"name": "cache", "key": "url"}}})))
+    assert not [k for k in children if k[0] == "StatefulSet"]
+    env = {e["name"]: e for e in children[("Deployment", "shop-api")]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "url"}
+    assert env["REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "cache", "key": "url"}
+
+
+def test_optional_children_appear_only_when_asked_for() -> None:
+    plain = by_kind(desired_children(ctx()))
+    assert not [k for k in plain if k[0] in ("Ingress", "NetworkPolicy", "ServiceMonitor")]
+    full = by_kind(desired_children(ctx(api={"ingress": {"enabled": True, "host": "mod.example.com",
+                                                        "className": "nginx", "tlsSecretName": "mod-tls"}},
+                                        networkPolicy={"enabled": True})))
+    ingress = full[("Ingress", "shop-api")]
+    assert ingress["spec"]["tls"] == [{"hosts": ["mod.example.com"], "secretName": "mod-tls"}]
+    policy = full[("NetworkPolicy", "shop-data")]
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+
+
+def test_pods_run_restricted() -> None:
+    for child in desired_children(ctx(backup={"schedule": "0 3 * * *"})):
+        spec = child.get("spec", {})
+        template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template")
+        if not template:
+            continue
+        pod = template["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in pod["containers"]:
+            assert container["securityContext"]["readOnlyRootFilesystem"] is True
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+
+
+@pytest.mark.parametrize(("retention", "args"), [
+    (None, ["--keep-days", "30"]),
+    ({"count": 7}, ["--keep", "7"]),
+    ({"count": 7, "maxAgeDays": 30}, ["--keep", "7", "--keep-days", "30"]),
+])
+def test_backup_command_line_carries_retention(retention, args) -> None:
+    backup = {"schedule": "0 3 * * *", **({"retention": retention} if retention else {})}
+    assert backup_args(ctx(backup=backup)) == ["backup", "--to", "/backups", *args]
