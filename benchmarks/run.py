@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from . import workload
+from . import operator, quality, workload
 
 
 def main() -> None:
@@ -15,7 +15,10 @@ def main() -> None:
     args = parser.parse_args()
     out = Path("bench-results")
     if args.only in (None, "workload"):
+        print(quality.table(), flush=True)
         print(workload.table(workload.run(out, args.seconds)), flush=True)
+    if args.only in (None, "operator"):
+        print(operator.table(operator.run(out)), flush=True)
 
 
 if __name__ == "__main__":
