@@ -112,8 +112,19 @@ def apply_all(kubectl: Kubectl, objects: list[dict[str, Any]], server_side: bool
 
 
 def make_namespaces(kubectl: Kubectl, names: list[str]) -> None:
+    """Namespaces ready for pods: their default ServiceAccount exists (pods
+    created before it are refused and their controllers back off for long)."""
     kubectl.run("apply", "-f", "-", stdin=yaml.safe_dump_all(
         [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": n}} for n in names]))
+    wanted = set(names)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        accounts = json.loads(kubectl.run("get", "serviceaccounts", "-A", "--field-selector",
+                                          "metadata.name=default", "-o", "json").stdout)["items"]
+        if wanted <= {a["metadata"]["namespace"] for a in accounts}:
+            return
+        time.sleep(0.2)
+    raise SystemExit("default ServiceAccounts did not appear")
 
 
 @dataclass

@@ -137,8 +137,8 @@ metadata:
     kubernetes.io/arch: amd64
     type: kwok
 status:
-  allocatable: {cpu: "64", memory: 256Gi, pods: "500"}
-  capacity: {cpu: "64", memory: 256Gi, pods: "500"}
+  allocatable: {cpu: "1000", memory: 4Ti, pods: "10000"}
+  capacity: {cpu: "1000", memory: 4Ti, pods: "10000"}
 NODE
 node_ready() {
   [[ "$(kubectl get node kwok-node-0 -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]

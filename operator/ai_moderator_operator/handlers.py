@@ -23,6 +23,7 @@ from .reconciler import Capabilities, Degraded, Reconciler, status_patch, transi
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
+DEBOUNCE_SECONDS = 0.25
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
 Key = tuple[str, str]
@@ -125,6 +126,10 @@ async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: floa
     finally:
         for waiter in waiters:
             waiter.cancel()
+    if wake.is_set() and not stopped:
+        # Children change in bursts (a rollout updates a Deployment's status
+        # several times): let the burst land and reconcile once for all of it.
+        await stopped.wait(DEBOUNCE_SECONDS)
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=10)

@@ -20,7 +20,8 @@ from .builders import Context, app_secret, desired_children, migration_job, poli
 from .children import PRUNABLE, ChildCache
 from .diff import contains
 from .kube import ApiError, Kube
-from .metrics import LAST_BACKUP_SUCCESS, MIGRATION_DURATION
+from .metrics import BACKUP_INTERVAL, LAST_BACKUP_SUCCESS, MIGRATION_DURATION
+from .schedule import interval_seconds
 from .naming import PAUSED_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names, digest
 from .status import Observed, Workload, derive, now_iso
 
@@ -172,6 +173,7 @@ class Reconciler:
         """From the backup CronJob and its Jobs: last schedule, last success, last error."""
         if ctx.spec.backup is None:
             return None, False
+        BACKUP_INTERVAL.labels(ctx.namespace, ctx.name).set(interval_seconds(ctx.spec.backup.schedule))
         result = dict(previous or {})
         cron = self.cache.get("batch/v1", "CronJob", ctx.namespace, ctx.names.backup)
         if cron and (cron.get("status") or {}).get("lastScheduleTime"):
