@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -139,29 +139,34 @@ class External(Strict):
     urlSecretRef: SecretKeyRef = Field(description="Secret key holding the connection URL.")
 
 
-class DatabaseSpec(BaseModel):
-    model_config = cel(("has(self.managed) != has(self.external)",
-                        "database: set exactly one of managed or external"))
+class _ManagedOrExternal(BaseModel):
+    """A dependency the stack either runs itself or is pointed at."""
+
+    label: ClassVar[str]
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> _ManagedOrExternal:
+        if (getattr(self, "managed") is None) == (getattr(self, "external") is None):
+            raise ValueError(f"{self.label}: set exactly one of managed or external")
+        return self
+
+
+def _managed_or_external(label: str) -> ConfigDict:
+    return cel(("has(self.managed) != has(self.external)", f"{label}: set exactly one of managed or external"))
+
+
+class DatabaseSpec(_ManagedOrExternal):
+    model_config = _managed_or_external("database")
+    label = "database"
     managed: ManagedPostgres | None = Field(default=None, description="Run a dev-grade PostgreSQL StatefulSet.")
     external: External | None = Field(default=None, description="Use an existing PostgreSQL (URL from a Secret).")
 
-    @model_validator(mode="after")
-    def _one(self) -> DatabaseSpec:
-        if (self.managed is None) == (self.external is None):
-            raise ValueError("database: set exactly one of managed or external")
-        return self
 
-
-class RedisSpec(BaseModel):
-    model_config = cel(("has(self.managed) != has(self.external)", "redis: set exactly one of managed or external"))
+class RedisSpec(_ManagedOrExternal):
+    model_config = _managed_or_external("redis")
+    label = "redis"
     managed: ManagedRedis | None = Field(default=None, description="Run a Redis StatefulSet.")
     external: External | None = Field(default=None, description="Use an existing Redis (URL from a Secret).")
-
-    @model_validator(mode="after")
-    def _one(self) -> RedisSpec:
-        if (self.managed is None) == (self.external is None):
-            raise ValueError("redis: set exactly one of managed or external")
-        return self
 
 
 class Limits(Strict):
