@@ -37,3 +37,10 @@ class PhaseBook:
             self._phases[key] = phase
         for name in PHASES:
             STACKS.labels(name).set(sum(1 for p in self._phases.values() if p == name))
+
+
+# Like controller-runtime: every series exists from the start (at 0), so rate()
+# and alerts work before the first error.
+RECONCILE_ERRORS.labels(CONTROLLER)
+for _result in ("success", "error", "requeue"):
+    RECONCILE_TOTAL.labels(CONTROLLER, _result)

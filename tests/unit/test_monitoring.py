@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import subprocess
 
 import pytest
 
 from kube import ROOT
+from metric_names import CHART, RULES, used_metric_names
 
-CHART = ROOT / "charts" / "ai-moderator-operator"
-RULES = CHART / "files" / "prometheus-rules.yaml"
 PROMTOOL = shutil.which("promtool")
-NOT_METRICS = {"sum", "rate", "by", "le", "histogram_quantile", "time", "on", "max", "count", "up", "job", "status",
-               "route", "result", "phase", "category", "outcome", "state", "controller", "namespace", "stack", "pod"}
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -33,18 +29,6 @@ def test_rules_are_valid() -> None:
 def test_rules_fire_when_they_should() -> None:
     result = promtool("test", "rules", "rules_test.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def used_metric_names() -> set[str]:
-    exprs = [RULES.read_text()]
-    for board in (CHART / "files" / "dashboards").glob("*.json"):
-        exprs += [t["expr"] for p in json.loads(board.read_text())["panels"] for t in p["targets"]]
-    names: set[str] = set()
-    for expr in exprs:
-        for word in re.findall(r"\b([a-z_][a-z0-9_]*)\b(?=\s*[{\[)/<>*+-]|\s*$)", expr):
-            if word not in NOT_METRICS and "_" in word:
-                names.add(re.sub(r"_(bucket|sum|count)$", "", word))
-    return names
 
 
 def test_dashboards_cover_the_seed_panels() -> None:
