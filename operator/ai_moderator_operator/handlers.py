@@ -18,7 +18,7 @@ from .api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from .children import MANAGED_SELECTOR, WATCHED, ChildCache
 from .kube import ApiError, Kube, resource_path
 from .metrics import CONTROLLER, RECONCILE_ERRORS, RECONCILE_TIME, RECONCILE_TOTAL, PhaseBook
-from .naming import PREFIX
+from .naming import PREFIX, Names
 from .reconciler import Capabilities, Degraded, Reconciler, status_patch, transition_event
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,24 @@ async def stack_event(event: dict[str, Any], name: str, namespace: str, **_: Any
         STATE.wakeups.pop((namespace, name), None)
     else:
         STATE.wake((namespace, name))
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, id="deletion-policy")
+async def apply_deletion_policy(spec: kopf.Spec, name: str, namespace: str, **_: Any) -> None:
+    """Retain: the data Secret and backup volume lose their owner reference,
+    so garbage collection keeps them (database and Redis volumes are never
+    owned). Delete: those volumes go too."""
+    assert STATE.kube is not None
+    names = Names(name)
+    if spec.get("deletionPolicy", "Retain") == "Retain":
+        for kind, child in (("Secret", names.app_secret), ("PersistentVolumeClaim", names.backups_pvc)):
+            if await STATE.kube.get("v1", kind, namespace, child) is not None:
+                await STATE.kube.merge_patch("v1", kind, namespace, child, {"metadata": {"ownerReferences": None}})
+        log.info("retained data of %s/%s", namespace, name)
+        return
+    for claim in (f"data-{names.postgres}-0", f"data-{names.redis}-0", names.backups_pvc):
+        await STATE.kube.delete("v1", "PersistentVolumeClaim", namespace, claim)
+    log.info("deleted data volumes of %s/%s", namespace, name)
 
 
 async def _write_status(kube: Kube, body: dict[str, Any], status: dict[str, Any]) -> None:

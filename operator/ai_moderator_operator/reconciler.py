@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from .api import API_VERSION, KIND, ModerationStackSpec, parse_spec
-from .builders import Context, app_secret, desired_children, migration_job, policy_yaml
+from .builders import Context, app_secret, backup_now_job, desired_children, migration_job, policy_yaml
 from .children import PRUNABLE, ChildCache
 from .diff import contains
 from .kube import ApiError, Kube
 from .metrics import BACKUP_INTERVAL, LAST_BACKUP_SUCCESS, MIGRATION_DURATION
 from .schedule import interval_seconds
-from .naming import PAUSED_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names, digest
+from .naming import BACKUP_NOW_ANNOTATION, PAUSED_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names, digest
 from .status import Observed, Workload, derive, now_iso
 
 log = logging.getLogger(__name__)
@@ -257,6 +257,9 @@ class Reconciler:
             ctx = Context(name, namespace, uid, spec, rolled, config_hash, keda, monitor)
             desired = desired_children(ctx)
             await asyncio.gather(*(self.ensure(m) for m in desired))
+        request = annotations.get(BACKUP_NOW_ANNOTATION)
+        if request and spec.backup is not None and rolled is not None:
+            await self.ensure(backup_now_job(ctx, rolled, request))
         await self._prune(ctx, desired)
         observed.rolled_out_version = rolled
         observed.api = Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.api))

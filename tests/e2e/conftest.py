@@ -70,6 +70,26 @@ def crd(kubectl: Kubectl) -> None:
     kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl.run("wait", "--for=condition=Established", "crd/moderationstacks.moderation.ai-moderator.io",
                 "--timeout=30s")
+    _wait_for_garbage_collector(kubectl)
+
+
+def _wait_for_garbage_collector(kubectl: Kubectl) -> None:
+    """The garbage collector learns new CRDs on its own discovery resync (up
+    to ~30 s): until then it cannot collect children of a deleted stack.
+    Probe it with a stack (no operator yet) owning one ConfigMap."""
+    ns = "t-gc-probe"
+    kubectl.run("create", "namespace", ns, check=False)
+    kubectl.apply({"apiVersion": "moderation.ai-moderator.io/v1alpha1", "kind": "ModerationStack",
+                   "metadata": {"name": "probe", "namespace": ns}, "spec": {"version": "0"}})
+    owner = kubectl.get("mstack", "probe", ns)
+    kubectl.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {
+        "name": "probe-child", "namespace": ns, "ownerReferences": [{
+            "apiVersion": "moderation.ai-moderator.io/v1alpha1", "kind": "ModerationStack", "name": "probe",
+            "uid": owner["metadata"]["uid"]}]}})
+    kubectl.run("delete", "mstack", "probe", "-n", ns)
+    wait_until("the garbage collector to know ModerationStacks",
+               lambda: kubectl.get("configmap", "probe-child", ns) is None, timeout=90)
+    kubectl.run("delete", "namespace", ns, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..naming import digest
 from .common import Context, Manifest, app_container, app_volumes, metadata, pod_template
 
 BACKUP_DIR = "/backups"
@@ -75,12 +76,23 @@ def backup_args(ctx: Context) -> list[str]:
     return args
 
 
+def _backup_job_spec(ctx: Context, version: str) -> dict[str, Any]:
+    volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": ctx.names.backups_pvc}}]
+    mounts = [{"name": "backups", "mountPath": BACKUP_DIR}]
+    return _job_spec(ctx, "backup", version, backup_args(ctx), backoff=2, deadline=6 * 3600,
+                     extra_volumes=volumes, extra_mounts=mounts)
+
+
 def backup_cronjob(ctx: Context, version: str) -> Manifest | None:
     backup = ctx.spec.backup
     if backup is None:
         return None
-    volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": ctx.names.backups_pvc}}]
-    mounts = [{"name": "backups", "mountPath": BACKUP_DIR}]
-    spec = _job_spec(ctx, "backup", version, backup_args(ctx), backoff=2, deadline=6 * 3600,
-                     extra_volumes=volumes, extra_mounts=mounts)
+    spec = _backup_job_spec(ctx, version)
     return _cronjob(ctx, ctx.names.backup, "backup", version, backup.schedule, backup.suspend, spec)
+
+
+def backup_now_job(ctx: Context, version: str, request: str) -> Manifest:
+    """The on-demand backup for one request token: its name makes it run once."""
+    name = f"{ctx.names.backup}-now-{digest(request, length=8)}"
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "backup", version),
+            "spec": _backup_job_spec(ctx, version)}

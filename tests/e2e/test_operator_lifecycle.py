@@ -1,0 +1,63 @@
+"""Lifecycle proofs: operator crashes, on-demand backups, what deletion keeps."""
+
+from __future__ import annotations
+
+import pytest
+
+from kube import Kubectl, condition, wait_until
+from stacks import example, ready
+
+pytestmark = pytest.mark.cluster
+COMPONENT = "app.kubernetes.io/component"
+
+
+def test_operator_killed_during_creation_converges_without_duplicates(kubectl: Kubectl, namespace: str,
+                                                                        operator) -> None:
+    kubectl.apply(example(namespace))
+    secret = wait_until("the generated Secret", lambda: kubectl.get("secret", "demo-app", namespace), 30)
+    operator.stop(9)  # SIGKILL in the middle of the first reconciliations
+    try:
+        upgraded = example(namespace, version="0.3.0")
+        kubectl.apply(upgraded)
+    finally:
+        operator.start()
+    stack = ready(kubectl, namespace, timeout=90)
+    assert stack["status"]["version"] == "0.3.0"
+    jobs = kubectl.items("jobs", namespace, f"{COMPONENT}=migration")
+    per_version: dict[str, int] = {}
+    for job in jobs:
+        version = job["metadata"]["labels"]["app.kubernetes.io/version"]
+        per_version[version] = per_version.get(version, 0) + 1
+    assert all(count == 1 for count in per_version.values()), per_version
+    assert kubectl.get("secret", "demo-app", namespace)["data"] == secret["data"]
+
+
+def test_backup_now_runs_one_backup_and_status_follows(kubectl: Kubectl, namespace: str, operator) -> None:
+    kubectl.apply(example(namespace))
+    ready(kubectl, namespace)
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/backup-now=first")
+    stack = wait_until("the on-demand backup to be recorded", lambda: (
+        s := kubectl.get("mstack", "demo", namespace)) and (s.get("status") or {}).get("backup", {}).get(
+        "lastSuccessTime") and s, 30)
+    assert condition(stack, "BackupSucceeded")["status"] == "True"
+    [job] = kubectl.items("jobs", namespace, f"{COMPONENT}=backup")
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][:3] == ["backup", "--to", "/backups"]
+    ready(kubectl, namespace)
+    assert len(kubectl.items("jobs", namespace, f"{COMPONENT}=backup")) == 1  # the same request runs once
+
+
+@pytest.mark.parametrize("policy", ["Retain", "Delete"])
+def test_deletion_policy_decides_what_data_survives(kubectl: Kubectl, namespace: str, operator, policy: str) -> None:
+    kubectl.apply(example(namespace, deletionPolicy=policy))
+    ready(kubectl, namespace)
+    kubectl.run("delete", "mstack", "demo", "-n", namespace, "--timeout=60s")
+    wait_until("the API Deployment to be collected", lambda: kubectl.get("deployment", "demo-api", namespace) is None, 30)
+    data = [("secret", "demo-app"), ("pvc", "demo-backups"), ("pvc", "data-demo-postgres-0"),
+            ("pvc", "data-demo-redis-0")]
+    if policy == "Retain":
+        for kind, name in data:
+            obj = kubectl.get(kind, name, namespace)
+            assert obj is not None and obj["metadata"].get("deletionTimestamp") is None, f"{kind}/{name} not kept"
+    else:
+        for kind, name in data:
+            wait_until(f"{kind}/{name} to be deleted", lambda: kubectl.get(kind, name, namespace) is None, 30)
