@@ -216,8 +216,9 @@ class BackupSpec(Strict):
     storage: BackupStorage | None = Field(default=None, description="Where backups go. Default: a PVC.")
     verify: BackupVerify | None = Field(default=None, description="Scheduled test restore of the latest backup.")
     finalBackupOnDelete: bool = Field(default=False, description="Back up once more when the stack is deleted.")
-    restoreFrom: str | None = Field(default=None, min_length=1, max_length=512,
-                                    description="Name of a backup to restore; changing it runs one restore.")
+    restoreFrom: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+$",
+                                    description="File name of a backup in the backup volume to restore; each new "
+                                                "value runs one restore while the API is held out of service.")
 
 
 class CleanupSpec(Strict):
@@ -287,6 +288,14 @@ class MigrationStatus(Strict):
     message: str | None = None
 
 
+class RestoreStatus(Strict):
+    request: str | None = Field(default=None, description="The backup file asked for.")
+    job: str | None = None
+    phase: Literal["Running", "Succeeded", "Failed"] | None = None
+    completionTime: datetime | None = None
+    message: str | None = None
+
+
 class BackupStatus(Strict):
     lastScheduleTime: datetime | None = None
     lastSuccessTime: datetime | None = None
@@ -305,6 +314,7 @@ class ModerationStackStatus(Strict):
     worker: ReplicaStatus | None = None
     migration: MigrationStatus | None = None
     backup: BackupStatus | None = None
+    restore: RestoreStatus | None = Field(default=None, description="The last restore and its outcome.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the API.")
     conditions: list[Condition] | None = None
 

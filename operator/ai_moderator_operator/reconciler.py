@@ -16,13 +16,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from .api import API_VERSION, KIND, ModerationStackSpec, parse_spec
-from .builders import Context, app_secret, backup_now_job, desired_children, migration_job, policy_yaml
+from .builders import (Context, app_secret, backup_now_job, desired_children, migration_job, policy_yaml,
+                       restore_job)
 from .children import PRUNABLE, ChildCache
 from .diff import contains
 from .kube import ApiError, Kube
 from .metrics import BACKUP_INTERVAL, LAST_BACKUP_SUCCESS, MIGRATION_DURATION
 from .schedule import interval_seconds
-from .naming import BACKUP_NOW_ANNOTATION, PAUSED_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names, digest
+from .naming import (BACKUP_NOW_ANNOTATION, PAUSED_ANNOTATION, RESTORE_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names,
+                     digest)
 from .status import Observed, Workload, derive, now_iso
 
 log = logging.getLogger(__name__)
@@ -169,6 +171,30 @@ class Reconciler:
         observed.migrating = phase == "Running"
         return rolled
 
+    async def _restore_state(self, ctx: Context, version: str, request: str,
+                             previous: dict[str, Any] | None) -> dict[str, Any]:
+        """Where the restore of `request` stands; a finished one is not redone."""
+        if previous and previous.get("request") == request and previous.get("phase") in ("Succeeded", "Failed"):
+            return previous
+        name = restore_job(ctx, version, request)["metadata"]["name"]
+        job = self.cache.get("batch/v1", "Job", ctx.namespace, name) or await self.kube.get(
+            "batch/v1", "Job", ctx.namespace, name)
+        phase, message, completed = ("Running", "", None) if job is None else _job_state(job)
+        state: dict[str, Any] = {"request": request, "job": name, "phase": phase}
+        if message:
+            state["message"] = message
+        if completed:
+            state["completionTime"] = completed
+        return state
+
+    async def _start_restore(self, ctx: Context, version: str, request: str) -> None:
+        """Once no API or worker pod is left, run the restore Job."""
+        for deployment in (ctx.names.api, ctx.names.worker):
+            live = self.cache.get("apps/v1", "Deployment", ctx.namespace, deployment)
+            if live and int((live.get("status") or {}).get("replicas", 0)) > 0:
+                return
+        await self.ensure(restore_job(ctx, version, request))
+
     def _backup_status(self, ctx: Context, previous: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
         """From the backup CronJob and its Jobs: last schedule, last success, last error."""
         if ctx.spec.backup is None:
@@ -253,10 +279,19 @@ class Reconciler:
         desired = desired_children(ctx)
         await asyncio.gather(*(self.ensure(m) for m in desired))
         rolled = await self._migrate(ctx, previous, annotations, observed)
-        if rolled != ctx.rolled_out_version:
-            ctx = Context(name, namespace, uid, spec, rolled, config_hash, keda, monitor)
+        restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
+        hold = False
+        if restore_request and rolled is not None:
+            observed.restore = await self._restore_state(ctx, rolled, restore_request, previous.get("restore"))
+            hold = observed.restore.get("phase") == "Running"
+        if rolled != ctx.rolled_out_version or hold:
+            ctx = Context(name, namespace, uid, spec, rolled, config_hash, keda, monitor, hold_app=hold)
             desired = desired_children(ctx)
             await asyncio.gather(*(self.ensure(m) for m in desired))
+        if hold:
+            await self._start_restore(ctx, rolled, restore_request)
+        elif observed.restore is None and previous.get("restore"):
+            observed.restore = previous["restore"]
         request = annotations.get(BACKUP_NOW_ANNOTATION)
         if request and spec.backup is not None and rolled is not None:
             await self.ensure(backup_now_job(ctx, rolled, request))

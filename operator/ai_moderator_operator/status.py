@@ -65,6 +65,7 @@ class Observed:
     migrating: bool = False
     backup: dict[str, Any] | None = None
     backup_failed: bool = False
+    restore: dict[str, Any] | None = None
     extra_conditions: list[tuple[str, bool, str, str]] = field(default_factory=list)
 
 
@@ -88,6 +89,10 @@ def phase_of(o: Observed) -> tuple[str, str]:
         return "Degraded", f"migration to {o.target_version} failed: {message}"
     if o.migrating:
         return "Migrating", f"migrating the database schema for {o.target_version}"
+    if o.restore is not None and o.restore.get("phase") == "Running":
+        return "Progressing", f"restoring backup {o.restore.get('request')}; the API is held out of service"
+    if o.restore is not None and o.restore.get("phase") == "Failed":
+        return "Degraded", f"restore of {o.restore.get('request')} failed: {o.restore.get('message', '')}"
     if o.rolled_out_version is None:
         return "Pending", "waiting for the first migration"
     if not (o.api.settled and o.worker.settled and o.data_ready):
@@ -137,6 +142,8 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
         status["migration"] = o.migration
     if o.backup is not None:
         status["backup"] = o.backup
+    if o.restore is not None:
+        status["restore"] = o.restore
     if serving and phase == "Degraded":
         conditions[0]["message"] = f"{message} (the previous version keeps serving)"
     return status

@@ -61,3 +61,28 @@ def test_deletion_policy_decides_what_data_survives(kubectl: Kubectl, namespace:
     else:
         for kind, name in data:
             wait_until(f"{kind}/{name} to be deleted", lambda: kubectl.get(kind, name, namespace) is None, 30)
+
+
+def test_restore_holds_the_api_out_of_service_then_brings_it_back(kubectl: Kubectl, namespace: str,
+                                                                   operator) -> None:
+    kubectl.apply(example(namespace))
+    ready(kubectl, namespace)
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace,
+                "moderation.ai-moderator.io/restore=db-backup-20261126T030000Z.sql.gz")
+    stack = wait_until("the restore to succeed", lambda: (
+        s := kubectl.get("mstack", "demo", namespace)) and (s.get("status") or {}).get("restore", {}).get(
+        "phase") == "Succeeded" and s, 60)
+    [job] = kubectl.items("jobs", namespace, f"{COMPONENT}=restore")
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "restore", "--from", "/backups/db-backup-20261126T030000Z.sql.gz"]
+    assert stack["status"]["restore"]["job"] == job["metadata"]["name"]
+    stack = ready(kubectl, namespace)
+    assert stack["status"]["api"]["summary"] == "2/2"
+    events = kubectl.items("events", namespace)
+    held = [e for e in events if e.get("involvedObject", {}).get("kind") == "ModerationStack"
+            and "held out of service" in e.get("message", "")]
+    assert held, "no event shows the API held out of service during the restore"
+    # The API was scaled to zero before the restore Job started.
+    pods_gone_before = [e for e in events if e.get("involvedObject", {}).get("kind") == "ReplicaSet"
+                        and "Deleted pod" in e.get("message", "")]
+    assert pods_gone_before

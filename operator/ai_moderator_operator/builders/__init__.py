@@ -6,10 +6,11 @@ from .app import (api_deployment, api_hpa, api_ingress, api_pdb, api_service, ap
                   policy_yaml, service_monitor, worker_deployment, worker_scaler)
 from .common import Context, Manifest
 from .data import network_policy, postgres, redis
-from .jobs import backup_args, backup_cronjob, backup_now_job, backup_pvc, cleanup_cronjob, migration_job
+from .jobs import (backup_args, backup_cronjob, backup_now_job, backup_pvc, cleanup_cronjob, migration_job,
+                   restore_job)
 
 __all__ = ["Context", "Manifest", "app_secret", "backup_args", "backup_now_job", "desired_children", "migration_job",
-           "policy_yaml"]
+           "policy_yaml", "restore_job"]
 
 
 def desired_children(ctx: Context) -> list[Manifest]:

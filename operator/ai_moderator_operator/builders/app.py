@@ -54,6 +54,13 @@ def _deployment(ctx: Context, name: str, component: str, version: str, container
             "spec": spec}
 
 
+def _replicas(ctx: Context, replicas: int, autoscaling: Any) -> int | None:
+    """Zero while a restore runs; left to the autoscaler when there is one."""
+    if ctx.hold_app:
+        return 0
+    return None if autoscaling is not None and autoscaling.enabled else replicas
+
+
 def api_deployment(ctx: Context, version: str) -> Manifest:
     api = ctx.spec.api
     container = app_container(ctx, "api", version, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)],
@@ -65,8 +72,7 @@ def api_deployment(ctx: Context, version: str) -> Manifest:
         "startupProbe": _probe("/health", "http", 2, 30),
         **resources(api.resources),
     }
-    autoscaled = api.autoscaling is not None and api.autoscaling.enabled
-    return _deployment(ctx, ctx.names.api, "api", version, container, None if autoscaled else api.replicas)
+    return _deployment(ctx, ctx.names.api, "api", version, container, _replicas(ctx, api.replicas, api.autoscaling))
 
 
 def api_service(ctx: Context) -> Manifest:
@@ -101,7 +107,7 @@ def _hpa(ctx: Context, name: str, component: str, autoscaling: Any) -> Manifest:
 
 def api_hpa(ctx: Context) -> Manifest | None:
     scaling = ctx.spec.api.autoscaling
-    return _hpa(ctx, ctx.names.api, "api", scaling) if scaling and scaling.enabled else None
+    return _hpa(ctx, ctx.names.api, "api", scaling) if scaling and scaling.enabled and not ctx.hold_app else None
 
 
 def api_ingress(ctx: Context) -> Manifest | None:
@@ -129,9 +135,8 @@ def worker_deployment(ctx: Context, version: str) -> Manifest:
         "livenessProbe": _probe("/metrics", "metrics", 15, 4),
         **resources(worker.resources),
     }
-    autoscaled = worker.autoscaling is not None and worker.autoscaling.enabled
     return _deployment(ctx, ctx.names.worker, "worker", version, container,
-                       None if autoscaled else worker.replicas)
+                       _replicas(ctx, worker.replicas, worker.autoscaling))
 
 
 def _keda_env(ctx: Context) -> list[dict[str, Any]]:
@@ -152,7 +157,7 @@ def _keda_env(ctx: Context) -> list[dict[str, Any]]:
 def worker_scaler(ctx: Context) -> Manifest | None:
     """KEDA ScaledObject on the queue length when KEDA is installed, else a CPU/memory HPA."""
     scaling = ctx.spec.worker.autoscaling
-    if scaling is None or not scaling.enabled:
+    if scaling is None or not scaling.enabled or ctx.hold_app:
         return None
     if not ctx.keda:
         return _hpa(ctx, ctx.names.worker, "worker", scaling)

@@ -26,6 +26,7 @@ class Context:
     config_hash: str
     keda: bool = False
     service_monitor: bool = False
+    hold_app: bool = False  # a restore runs: API and workers scaled to zero
 
     @property
     def names(self) -> Names:

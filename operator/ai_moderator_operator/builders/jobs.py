@@ -76,11 +76,20 @@ def backup_args(ctx: Context) -> list[str]:
     return args
 
 
-def _backup_job_spec(ctx: Context, version: str) -> dict[str, Any]:
+def _backup_job_spec(ctx: Context, version: str, component: str = "backup",
+                     args: list[str] | None = None) -> dict[str, Any]:
     volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": ctx.names.backups_pvc}}]
     mounts = [{"name": "backups", "mountPath": BACKUP_DIR}]
-    return _job_spec(ctx, "backup", version, backup_args(ctx), backoff=2, deadline=6 * 3600,
+    return _job_spec(ctx, component, version, args or backup_args(ctx), backoff=2, deadline=6 * 3600,
                      extra_volumes=volumes, extra_mounts=mounts)
+
+
+def restore_job(ctx: Context, version: str, backup_file: str) -> Manifest:
+    """`ai-moderator restore` of one file of the backup volume; one Job per file asked for."""
+    name = f"{ctx.name}-restore-{digest(backup_file, length=8)}"
+    spec = _backup_job_spec(ctx, version, "restore", ["restore", "--from", f"{BACKUP_DIR}/{backup_file}"])
+    spec["backoffLimit"] = 0  # a failed restore is for a human to look at, not to repeat
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "restore", version), "spec": spec}
 
 
 def backup_cronjob(ctx: Context, version: str) -> Manifest | None:
