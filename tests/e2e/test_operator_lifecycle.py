@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
-from kube import Kubectl, condition, wait_until
+from kube import ROOT, Kubectl, condition, wait_until
 from stacks import example, ready
 
 pytestmark = pytest.mark.cluster
@@ -86,3 +88,15 @@ def test_restore_holds_the_api_out_of_service_then_brings_it_back(kubectl: Kubec
     pods_gone_before = [e for e in events if e.get("involvedObject", {}).get("kind") == "ReplicaSet"
                         and "Deleted pod" in e.get("message", "")]
     assert pods_gone_before
+
+
+def test_operator_converges_across_an_apiserver_restart(kubectl: Kubectl, namespace: str, operator) -> None:
+    kubectl.apply(example(namespace))
+    restart = subprocess.run(["bash", str(ROOT / "hack" / "restart-apiserver.sh"), "2"], capture_output=True,
+                             text=True, timeout=120)
+    assert restart.returncode == 0, restart.stderr
+    changed = example(namespace)
+    changed["spec"]["api"] = {**changed["spec"]["api"], "replicas": 3}
+    kubectl.apply(changed)
+    stack = ready(kubectl, namespace, timeout=120)
+    assert stack["status"]["api"]["summary"] == "3/3"
