@@ -15,8 +15,6 @@ BACKUP_NOW_ANNOTATION = f"{PREFIX}/backup-now"
 RESTORE_ANNOTATION = f"{PREFIX}/restore"
 APP_NAME = "ai-moderator"
 
-COMPONENTS = ("api", "worker", "migration", "backup", "cleanup", "database", "redis", "restore")
-
 
 def labels(stack: str, component: str | None, version: str | None = None) -> dict[str, str]:
     result = {
@@ -53,7 +51,6 @@ class Names:
         self.postgres = f"{stack}-postgres"
         self.redis = f"{stack}-redis"
         self.backup = f"{stack}-backup"
-        self.backup_verify = f"{stack}-backup-verify"
         self.backups_pvc = f"{stack}-backups"
         self.cleanup = f"{stack}-cleanup"
         self.network_policy = f"{stack}-data"

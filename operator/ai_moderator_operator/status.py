@@ -3,7 +3,7 @@ status block, keeping lastTransitionTime unless a condition really changes."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -66,7 +66,6 @@ class Observed:
     backup: dict[str, Any] | None = None
     backup_failed: bool = False
     restore: dict[str, Any] | None = None
-    extra_conditions: list[tuple[str, bool, str, str]] = field(default_factory=list)
 
 
 def _condition(previous: list[dict[str, Any]], ctype: str, ok: bool, reason: str, message: str,
@@ -125,8 +124,6 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     if o.backup is not None and (o.backup.get("lastSuccessTime") or o.backup_failed):
         conditions.append(cond("BackupSucceeded", not o.backup_failed,
                                "BackupFailed" if o.backup_failed else "Succeeded", o.backup.get("lastError") or ""))
-    for ctype, ok, reason, msg in o.extra_conditions:
-        conditions.append(cond(ctype, ok, reason, msg))
     status: dict[str, Any] = {
         "observedGeneration": o.generation,
         "phase": phase,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -44,7 +44,6 @@ class ResultRecord:
     engine_version: str
     policy_version: str
     created_at: datetime
-    signals: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -76,8 +75,7 @@ def _result_row(content_id: uuid.UUID, d: Decision, now: datetime) -> dict[str, 
 
 
 def _result_record(d: Decision, now: datetime) -> ResultRecord:
-    return ResultRecord(d.flagged, d.flagged_categories, d.scores, d.spans, d.engine_version, d.policy_version,
-                        now, d.signals)
+    return ResultRecord(d.flagged, d.flagged_categories, d.scores, d.spans, d.engine_version, d.policy_version, now)
 
 
 def to_record(content: Content, existed: bool = False) -> ContentRecord:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -23,4 +23,3 @@ class AppState:
     batcher: MicroBatcher[Submission, ContentRecord]
     redis: aioredis.Redis | None = None
     sweeper: Sweeper | None = None
-    extras: dict[str, object] = field(default_factory=dict)
