@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 KUBECTL = $(shell source hack/versions.sh && echo $$K8S_BIN)/kubectl --kubeconfig .cluster/kubeconfig
 PYTEST_ARGS ?=
 
-.PHONY: help venv build-k8s cluster-up cluster-down services-up services-down demo demo-down test bench lint
+.PHONY: help deps venv build-k8s cluster-up cluster-down services-up services-down demo demo-down test bench lint
 
 help:
 	@echo "make demo    - local control plane + operator + example ModerationStack"
@@ -21,6 +21,9 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
+deps:
+	hack/install-deps.sh
+
 build-k8s:
 	hack/build-k8s.sh
 
@@ -30,7 +33,7 @@ cluster-up:
 cluster-down:
 	hack/cluster-down.sh
 
-services-up:
+services-up: deps
 	hack/services-up.sh
 
 services-down:
@@ -44,7 +47,7 @@ demo-down:
 
 # Tests read the servers' URLs from .services/env; the cluster fixture starts
 # the control plane itself when none is running.
-test: venv build-k8s services-up
+test: deps venv build-k8s services-up
 	set -a && source .services/env && set +a && $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: venv build-k8s services-up
