@@ -9,7 +9,7 @@ import base64
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -73,6 +73,9 @@ class Reconciler:
     kube: Kube
     cache: ChildCache
     capabilities: Capabilities
+
+    def _workload(self, namespace: str, deployment: str) -> Workload:
+        return Workload.of(self.cache.get("apps/v1", "Deployment", namespace, deployment))
 
     async def _live(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         meta = manifest["metadata"]
@@ -252,10 +255,10 @@ class Reconciler:
         empty = Observed(generation, str((body.get("spec") or {}).get("version", "")), previous.get("version"),
                          Workload(), Workload(), False, endpoint)
         if annotations.get(PAUSED_ANNOTATION) == "true":
-            paused = Observed(**{**empty.__dict__, "paused": True,
-                                 "api": Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.api)),
-                                 "worker": Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.worker))})
-            paused.migration, paused.backup = previous.get("migration"), previous.get("backup")
+            # No writes: report what exists and keep the recorded history.
+            paused = replace(empty, paused=True, api=self._workload(namespace, names.api),
+                             worker=self._workload(namespace, names.worker), migration=previous.get("migration"),
+                             backup=previous.get("backup"), restore=previous.get("restore"))
             return derive(paused, previous), None
         try:
             spec = parse_spec(body.get("spec") or {})
@@ -297,8 +300,8 @@ class Reconciler:
             await self.ensure(backup_now_job(ctx, rolled, request))
         await self._prune(ctx, desired)
         observed.rolled_out_version = rolled
-        observed.api = Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.api))
-        observed.worker = Workload.of(self.cache.get("apps/v1", "Deployment", namespace, names.worker))
+        observed.api = self._workload(namespace, names.api)
+        observed.worker = self._workload(namespace, names.worker)
         observed.data_ready = all(
             Workload.of_statefulset(self.cache.get("apps/v1", "StatefulSet", namespace, n))
             for n, on in ((names.postgres, spec.database.managed), (names.redis, spec.redis.managed)) if on)
