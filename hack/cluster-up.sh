@@ -120,7 +120,7 @@ start kube-controller-manager kube-controller-manager --kubeconfig "$KUBECONFIG_
 start kube-scheduler kube-scheduler --kubeconfig "$KUBECONFIG_OUT" \
   --authentication-kubeconfig "$KUBECONFIG_OUT" --authorization-kubeconfig "$KUBECONFIG_OUT" \
   --bind-address 127.0.0.1 --secure-port 0 --leader-elect=false
-start kwok kwok --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true \
+start kwok kwok --kubeconfig "$KUBECONFIG_OUT" --manage-all-nodes=true --config "$ROOT/hack/kwok-stages.yaml" \
   --server-address "127.0.0.1:$KWOK_PORT" --cidr 10.244.0.0/16 --node-ip 127.0.0.1
 
 kubectl apply -f - >"$STATE/logs/node.log" 2>&1 <<NODE || fail "create the kwok Node" node

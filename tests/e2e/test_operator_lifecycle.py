@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
+import time
+from typing import Any
 
 import pytest
 
 from kube import ROOT, Kubectl, condition, wait_until
-from stacks import example, ready
+from stacks import example, ready, wait_phase
 
 pytestmark = pytest.mark.cluster
 COMPONENT = "app.kubernetes.io/component"
@@ -32,6 +34,63 @@ def test_operator_killed_during_creation_converges_without_duplicates(kubectl: K
         per_version[version] = per_version.get(version, 0) + 1
     assert all(count == 1 for count in per_version.values()), per_version
     assert kubectl.get("secret", "demo-app", namespace)["data"] == secret["data"]
+
+
+def _migration_jobs(kubectl: Kubectl, namespace: str, version: str) -> list[dict[str, Any]]:
+    return [j for j in kubectl.items("jobs", namespace, f"{COMPONENT}=migration")
+            if j["metadata"]["labels"]["app.kubernetes.io/version"] == version]
+
+
+def _api_image(kubectl: Kubectl, namespace: str) -> str:
+    return kubectl.get("deployment", "demo-api", namespace)["spec"]["template"]["spec"]["containers"][0]["image"]
+
+
+def test_operator_killed_during_a_migration_runs_it_once(kubectl: Kubectl, namespace: str, operator) -> None:
+    kubectl.apply(example(namespace))
+    ready(kubectl, namespace)
+    secret = kubectl.get("secret", "demo-app", namespace)
+    slow = "0.2.0-slow-8s"  # the kwok stages keep this migration running for 8 s
+    kubectl.apply(example(namespace, version=slow))
+    wait_until("the slow migration to start", lambda: _migration_jobs(kubectl, namespace, slow), 30)
+    operator.stop(9)
+    try:
+        time.sleep(2)
+    finally:
+        operator.start()
+    stack = ready(kubectl, namespace, timeout=90)
+    assert stack["status"]["version"] == slow
+    assert len(_migration_jobs(kubectl, namespace, slow)) == 1
+    assert _api_image(kubectl, namespace).endswith(f":{slow}")
+    assert kubectl.get("secret", "demo-app", namespace)["data"] == secret["data"]
+
+
+def test_failed_migration_keeps_the_old_version_until_retried_or_corrected(kubectl: Kubectl, namespace: str,
+                                                                           operator) -> None:
+    kubectl.apply(example(namespace))
+    ready(kubectl, namespace)
+    broken = "0.2.0-fail-migrate"  # the kwok stages make `ai-moderator migrate` exit 1 for this image
+    kubectl.apply(example(namespace, version=broken))
+    stack = wait_phase(kubectl, namespace, "Degraded", timeout=120)
+    failed = condition(stack, "MigrationSucceeded")
+    assert failed["status"] == "False" and failed["reason"] == "MigrationFailed"
+    assert "BackoffLimitExceeded" in failed["message"], failed
+    assert stack["status"]["version"] == "0.1.0"
+    assert "previous version keeps serving" in condition(stack, "Ready")["message"]
+    assert _api_image(kubectl, namespace).endswith(":0.1.0")
+    warnings = [e for e in kubectl.items("events", namespace) if e.get("involvedObject", {}).get("name") == "demo"
+                and e.get("type") == "Warning" and "migration to 0.2.0-fail-migrate failed" in e.get("message", "")]
+    assert warnings, "no Warning event tells about the failed migration"
+    time.sleep(5)  # several reconciles later: still one attempt, no Job churn
+    assert len(_migration_jobs(kubectl, namespace, broken)) == 1
+
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/retry-migration=1")
+    wait_until("a second attempt", lambda: len(_migration_jobs(kubectl, namespace, broken)) == 2, 30)
+
+    kubectl.apply(example(namespace, version="0.2.0"))
+    stack = ready(kubectl, namespace, timeout=90)
+    assert stack["status"]["version"] == "0.2.0"
+    assert condition(stack, "MigrationSucceeded")["status"] == "True"
+    assert _api_image(kubectl, namespace).endswith(":0.2.0")
 
 
 def test_backup_now_runs_one_backup_and_status_follows(kubectl: Kubectl, namespace: str, operator) -> None:
