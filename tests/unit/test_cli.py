@@ -22,22 +22,22 @@ def test_bad_duration_is_a_usage_error() -> None:
 def test_every_documented_subcommand_exists() -> None:
     parser = build_parser()
     for argv in (["serve"], ["worker"], ["migrate"], ["cleanup", "--older-than", "90d"], ["backup", "--to", "x"],
-                 ["restore", "--from", "x"], ["apikey", "list"], ["operator"]):
+                 ["restore", "--from", "x"], ["verify-backup", "--from", "x"], ["apikey", "list"], ["operator"]):
         assert parser.parse_args(argv).command == argv[0]
 
 
 def test_backup_retention_keeps_newest_and_applies_count_and_age(tmp_path) -> None:
     from datetime import datetime, timezone
 
-    from ai_moderator_workload.backup import prune
+    from ai_moderator_workload.backup import expired, prune
 
     names = ["db-backup-20261101T030000Z.sql.gz", "db-backup-20261120T030000Z.sql.gz",
              "db-backup-20261124T030000Z.sql.gz", "db-backup-20261125T030000Z.sql.gz", "notes.txt"]
+    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
+    assert expired(names, keep=3, keep_days=10, now=now) == ["db-backup-20261101T030000Z.sql.gz"]
+    assert expired(names, keep=1, keep_days=None, now=now) == names[2::-1]
+    assert expired(names[:1], keep=1, keep_days=1, now=now) == []  # the newest backup is always kept
     for name in names:
         (tmp_path / name).write_text("x")
-    now = datetime(2026, 11, 26, tzinfo=timezone.utc)
-    deleted = prune(tmp_path, keep=3, keep_days=10, now=now)
-    assert sorted(p.name for p in deleted) == ["db-backup-20261101T030000Z.sql.gz"]
-    deleted = prune(tmp_path, keep=2, keep_days=None, now=now)
-    assert [p.name for p in deleted] == ["db-backup-20261120T030000Z.sql.gz"]
+    assert prune(str(tmp_path), keep=2, keep_days=None, now=now) == names[1::-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == names[2:]

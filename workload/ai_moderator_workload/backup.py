@@ -1,6 +1,7 @@
-"""`ai-moderator backup` / `restore`: pg_dump to a gzip file and back, as the
-seed's backup script did, with the password passed in the environment (never
-on the command line) and files written atomically."""
+"""`ai-moderator backup` / `restore` / `verify-backup`: pg_dump to gzip files
+and back, as the seed's backup script did, into a directory or S3-compatible
+object storage. The password goes to the client tools in the environment
+(never on a command line); a backup appears only once it is complete."""
 
 from __future__ import annotations
 
@@ -8,16 +9,32 @@ import gzip
 import os
 import shutil
 import subprocess
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import IO, Any, Protocol
 
 from sqlalchemy.engine import make_url
 
 CHUNK = 1 << 20
+NAME_FORMAT = "db-backup-%Y%m%dT%H%M%SZ.sql.gz"
 
 
 class BackupError(RuntimeError):
     pass
+
+
+def failures() -> tuple[type[BaseException], ...]:
+    """Errors that end a backup command with a message rather than a traceback."""
+    try:
+        from boto3.exceptions import Boto3Error
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return (BackupError,)
+    return (BackupError, Boto3Error, BotoCoreError, ClientError)
 
 
 def libpq_env(database_url: str) -> dict[str, str]:
@@ -40,61 +57,204 @@ def _tool(name: str) -> str:
 
 
 def backup_name(now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
-    return f"db-backup-{now.strftime('%Y%m%dT%H%M%SZ')}.sql.gz"
+    return (now or datetime.now(timezone.utc)).strftime(NAME_FORMAT)
 
 
-def backup(database_url: str, target: Path) -> Path:
-    """Dump the database into `target` (a file, or a directory to name one in)."""
-    if target.is_dir():
-        target = target / backup_name()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".partial")
-    cmd = [_tool("pg_dump"), "--clean", "--if-exists", "--no-owner", "--no-privileges"]
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=libpq_env(database_url)) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        with gzip.open(partial, "wb", compresslevel=6) as out:
-            shutil.copyfileobj(proc.stdout, out, CHUNK)
-        stderr = proc.stderr.read().decode(errors="replace")
-    if proc.returncode != 0:
-        partial.unlink(missing_ok=True)
-        raise BackupError(f"pg_dump failed ({proc.returncode}): {stderr.strip()}")
-    partial.replace(target)
-    return target
+def taken_at(name: str) -> datetime | None:
+    """When a backup was taken, from its name (None: not one of ours)."""
+    try:
+        return datetime.strptime(name, NAME_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
 
 
-def prune(directory: Path, keep: int | None, keep_days: int | None, now: datetime | None = None) -> list[Path]:
-    """Apply retention to the backups in `directory`: at most `keep` newest,
-    none older than `keep_days`. The newest backup is always kept."""
-    now = now or datetime.now(timezone.utc)
-    backups = sorted(directory.glob("db-backup-*.sql.gz"), key=lambda p: p.name, reverse=True)
-    doomed: list[Path] = []
-    for index, path in enumerate(backups):
-        if index == 0:
-            continue
-        too_many = keep is not None and index >= keep
+class Store(Protocol):
+    """Where backups live: a directory or an S3 bucket prefix."""
+
+    def names(self) -> list[str]: ...
+    def write(self, name: str, stream: IO[bytes]) -> str: ...
+    def open(self, name: str) -> IO[bytes]: ...
+    def delete(self, name: str) -> None: ...
+
+
+@dataclass
+class DirectoryStore:
+    path: Path
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.path.glob("*") if p.is_file()) if self.path.is_dir() else []
+
+    def write(self, name: str, stream: IO[bytes]) -> str:
+        self.path.mkdir(parents=True, exist_ok=True)
+        target = self.path / name
+        partial = target.with_name(name + ".partial")
         try:
-            taken = datetime.strptime(path.name, "db-backup-%Y%m%dT%H%M%SZ.sql.gz").replace(tzinfo=timezone.utc)
-        except ValueError:
-            continue  # not one of ours
-        too_old = keep_days is not None and now - taken > timedelta(days=keep_days)
-        if too_many or too_old:
-            doomed.append(path)
-    for path in doomed:
-        path.unlink(missing_ok=True)
+            with partial.open("wb") as out:
+                shutil.copyfileobj(stream, out, CHUNK)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        partial.replace(target)
+        return str(target)
+
+    def open(self, name: str) -> IO[bytes]:
+        source = self.path / name
+        if not source.is_file():
+            raise BackupError(f"backup file {source} does not exist")
+        return source.open("rb")
+
+    def delete(self, name: str) -> None:
+        (self.path / name).unlink(missing_ok=True)
+
+
+@dataclass
+class S3Store:
+    """A bucket and key prefix; endpoint, region and credentials come from the
+    standard AWS_* environment variables (AWS_ENDPOINT_URL for S3-compatible
+    services such as MinIO or Ceph)."""
+
+    bucket: str
+    prefix: str
+    client: Any
+
+    @classmethod
+    def from_url(cls, url: str) -> S3Store:
+        import boto3
+        from botocore.config import Config
+
+        bucket, _, prefix = url.removeprefix("s3://").partition("/")
+        if not bucket:
+            raise BackupError(f"{url!r} names no bucket; use s3://bucket/prefix")
+        # Path-style addressing works with every S3-compatible server.
+        config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 5, "mode": "standard"})
+        return cls(bucket, prefix.strip("/"), boto3.client("s3", config=config))
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def names(self) -> list[str]:
+        found: list[str] = []
+        start = self._key("")
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
+            found += [obj["Key"][len(start):] for obj in page.get("Contents", [])
+                      if "/" not in obj["Key"][len(start):]]
+        return sorted(found)
+
+    def write(self, name: str, stream: IO[bytes]) -> str:
+        # Multipart upload: an error while reading aborts it, so no partial object is left.
+        self.client.upload_fileobj(stream, self.bucket, self._key(name))
+        return f"s3://{self.bucket}/{self._key(name)}"
+
+    def open(self, name: str) -> IO[bytes]:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+        except ClientError as exc:
+            raise BackupError(f"cannot read s3://{self.bucket}/{self._key(name)}: {exc}") from exc
+
+    def delete(self, name: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+
+
+def store_for(location: str) -> Store:
+    return S3Store.from_url(location) if location.startswith("s3://") else DirectoryStore(Path(location))
+
+
+def split_location(location: str) -> tuple[Store, str]:
+    """A backup's location (path or s3:// URL) as its store and name."""
+    parent, _, name = location.rstrip("/").rpartition("/")
+    if not name:
+        raise BackupError(f"{location!r} does not name a backup file")
+    return store_for(parent or "."), name
+
+
+class _CompressedDump:
+    """A readable stream of `pg_dump | gzip` that raises at its end if pg_dump
+    failed, so a store never keeps a truncated backup."""
+
+    def __init__(self, database_url: str) -> None:
+        cmd = [_tool("pg_dump"), "--clean", "--if-exists", "--no-owner", "--no-privileges"]
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env=libpq_env(database_url))
+        self._zip = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip framing
+        self._pending = b""
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        assert self._proc.stdout is not None
+        while not self._done and (size < 0 or len(self._pending) < size):
+            chunk = self._proc.stdout.read(CHUNK)
+            if chunk:
+                self._pending += self._zip.compress(chunk)
+                continue
+            self._pending += self._zip.flush()
+            self._done = True
+            self._finish()
+        if size < 0:
+            size = len(self._pending)
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+    def _finish(self) -> None:
+        assert self._proc.stderr is not None
+        stderr = self._proc.stderr.read().decode(errors="replace")
+        if self._proc.wait() != 0:
+            raise BackupError(f"pg_dump failed ({self._proc.returncode}): {stderr.strip()}")
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.kill()
+        self._proc.wait()
+
+
+def backup(database_url: str, location: str) -> str:
+    """Dump the database into a new backup in `location` (a directory or an
+    s3://bucket/prefix URL); returns where it went."""
+    store = store_for(location)
+    dump = _CompressedDump(database_url)
+    try:
+        return store.write(backup_name(), dump)  # type: ignore[arg-type]
+    finally:
+        dump.close()
+
+
+def expired(names: list[str], keep: int | None, keep_days: int | None, now: datetime | None = None) -> list[str]:
+    """The backups retention removes: beyond the `keep` newest, or older than
+    `keep_days`. The newest backup is always kept; other files are never touched."""
+    now = now or datetime.now(timezone.utc)
+    ours = sorted(((n, t) for n in names if (t := taken_at(n)) is not None), reverse=True)
+    return [name for index, (name, taken) in enumerate(ours) if index > 0 and (
+        (keep is not None and index >= keep) or (keep_days is not None and now - taken > timedelta(days=keep_days)))]
+
+
+def prune(location: str, keep: int | None, keep_days: int | None, now: datetime | None = None) -> list[str]:
+    store = store_for(location)
+    doomed = expired(store.names(), keep, keep_days, now)
+    for name in doomed:
+        store.delete(name)
     return doomed
 
 
-def restore(database_url: str, source: Path) -> None:
-    """Replay a backup into the database in one transaction: all or nothing."""
-    if not source.is_file():
-        raise BackupError(f"backup file {source} does not exist")
+def latest(location: str) -> str:
+    """The name of the newest backup in `location`."""
+    ours = [n for n in store_for(location).names() if taken_at(n) is not None]
+    if not ours:
+        raise BackupError(f"no backups in {location}")
+    return max(ours)
+
+
+def restore(database_url: str, source: str) -> None:
+    """Replay a backup (path or s3:// URL) into the database in one
+    transaction: all or nothing."""
+    store, name = split_location(source)
     cmd = [_tool("psql"), "--quiet", "--no-psqlrc", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file=-"]
-    with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          env=libpq_env(database_url)) as proc:
+    with store.open(name) as raw, subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            env=libpq_env(database_url)) as proc:
         assert proc.stdin is not None and proc.stderr is not None
         try:
-            with gzip.open(source, "rb") as dump:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as dump:
                 shutil.copyfileobj(dump, proc.stdin, CHUNK)
         except BrokenPipeError:
             pass  # psql stopped early; its stderr says why
@@ -106,3 +266,50 @@ def restore(database_url: str, source: Path) -> None:
         stderr = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
         raise BackupError(f"restore failed ({proc.returncode}): {stderr.strip()}")
+
+
+@contextmanager
+def scratch_database(database_url: str) -> Iterator[str]:
+    """A temporary database on the same server (the user needs CREATEDB),
+    dropped afterwards whatever happens."""
+    import psycopg
+
+    url = make_url(database_url)
+    name = f"{url.database or 'moderation'}_verify_{datetime.now(timezone.utc):%Y%m%d%H%M%S}"[:63]
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def verify(database_url: str, location: str, scratch_url: str | None = None) -> dict[str, Any]:
+    """Restore the newest backup in `location` into a scratch database and
+    check that it holds a migrated schema; returns what was found."""
+    from sqlalchemy import create_engine, inspect, text
+
+    name = latest(location)
+    source = f"{location.rstrip('/')}/{name}"
+
+    def check(url: str) -> dict[str, Any]:
+        restore(url, source)
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                tables = set(inspect(conn).get_table_names())
+                if "alembic_version" not in tables:
+                    raise BackupError(f"{name} restored, but it holds no schema version (alembic_version missing)")
+                revision = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
+                rows = {t: int(conn.execute(text(f'SELECT count(*) FROM "{t}"')).scalar_one())
+                        for t in sorted(tables - {"alembic_version"})}
+        finally:
+            engine.dispose()
+        return {"backup": source, "taken_at": taken_at(name), "revision": revision, "rows": rows}
+
+    if scratch_url:
+        return check(scratch_url)
+    with scratch_database(database_url) as url:
+        return check(url)

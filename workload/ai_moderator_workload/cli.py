@@ -79,10 +79,9 @@ def cmd_cleanup(args: argparse.Namespace) -> int:
 def cmd_backup(args: argparse.Namespace) -> int:
     from .backup import backup, prune
 
-    path = backup(_settings().database_url, Path(args.to))
-    print(f"backup written to {path}")
+    print(f"backup written to {backup(_settings().database_url, args.to)}")
     if args.keep is not None or args.keep_days is not None:
-        for old in prune(path.parent, args.keep, args.keep_days):
+        for old in prune(args.to, args.keep, args.keep_days):
             print(f"deleted old backup {old}")
     return 0
 
@@ -90,8 +89,16 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from .backup import restore
 
-    restore(_settings().database_url, Path(args.source))
+    restore(_settings().database_url, args.source)
     print(f"restored {args.source}")
+    return 0
+
+
+def cmd_verify_backup(args: argparse.Namespace) -> int:
+    from .backup import verify
+
+    found = verify(_settings().database_url, args.source, os.environ.get("SCRATCH_DATABASE_URL"))
+    print(json.dumps({"verified": True, **found}, default=str))
     return 0
 
 
@@ -146,15 +153,21 @@ def build_parser() -> argparse.ArgumentParser:
     cleanup.add_argument("--batch-size", type=int, default=1000)
     cleanup.set_defaults(func=cmd_cleanup)
 
-    bk = sub.add_parser("backup", help="pg_dump the database to a gzip file")
-    bk.add_argument("--to", required=True, help="file, or directory to create a dated file in")
-    bk.add_argument("--keep", type=int, default=None, help="keep at most this many backups in the directory")
+    bk = sub.add_parser("backup", help="pg_dump the database into a new dated gzip file")
+    bk.add_argument("--to", required=True, help="directory, or s3://bucket/prefix (AWS_* environment)")
+    bk.add_argument("--keep", type=int, default=None, help="keep at most this many backups there")
     bk.add_argument("--keep-days", type=int, default=None, help="delete backups older than this many days")
     bk.set_defaults(func=cmd_backup)
 
     rs = sub.add_parser("restore", help="restore a backup made by `backup` into DATABASE_URL")
-    rs.add_argument("--from", dest="source", required=True)
+    rs.add_argument("--from", dest="source", required=True, help="backup file path or s3://bucket/key")
     rs.set_defaults(func=cmd_restore)
+
+    vb = sub.add_parser("verify-backup", help="restore the newest backup into a scratch database and check it "
+                                              "(a temporary database on DATABASE_URL's server, or "
+                                              "$SCRATCH_DATABASE_URL)")
+    vb.add_argument("--from", dest="source", required=True, help="directory, or s3://bucket/prefix")
+    vb.set_defaults(func=cmd_verify_backup)
 
     keys = sub.add_parser("apikey", help="manage API keys")
     key_sub = keys.add_subparsers(dest="action", required=True)
@@ -184,9 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from .backup import BackupError
+        from .backup import failures
 
-        if isinstance(exc, BackupError):
+        if isinstance(exc, failures()):
             print(f"error: {exc}", file=sys.stderr)
             return 1
         raise
