@@ -187,26 +187,43 @@ class PvcStorage(Strict):
     storageClassName: str | None = Field(default=None, description="StorageClass of the claim.")
 
 
+class LocalSecret(Strict):
+    name: str = Field(min_length=1, max_length=253, description="Name of a Secret in the stack's namespace.")
+
+
 class S3Storage(Strict):
-    endpoint: str | None = Field(default=None, description="S3-compatible endpoint URL (AWS when unset).")
-    bucket: str = Field(min_length=3, max_length=63, description="Bucket name.")
-    prefix: str = Field(default="", max_length=512, description="Key prefix for backup objects.")
-    region: str | None = Field(default=None, description="Bucket region.")
-    credentialsSecretRef: SecretKeyRef | None = Field(
-        default=None, description="Secret with AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (key names this secret's keys; "
-                                  "the `key` field is ignored).")
+    endpoint: str | None = Field(default=None, max_length=2048, pattern=r"^https?://[^\s/]+(/.*)?$",
+                                 description="URL of an S3-compatible service such as MinIO or Ceph "
+                                             "(e.g. http://minio.storage:9000); AWS S3 when unset.")
+    bucket: str = Field(min_length=3, max_length=63, pattern=r"^[a-z0-9][a-z0-9.-]*[a-z0-9]$",
+                        description="Bucket name (lower-case letters, digits, dots and hyphens).")
+    prefix: str | None = Field(default=None, max_length=512, pattern=r"^[A-Za-z0-9!_.*'()-]+(/[A-Za-z0-9!_.*'()-]+)*$",
+                               description="Key prefix of the backup objects. Default <namespace>/<stack>.")
+    region: str | None = Field(default=None, max_length=64, description="Bucket region (AWS_DEFAULT_REGION).")
+    credentialsSecret: LocalSecret = Field(
+        description="Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket.")
 
 
 class BackupStorage(BaseModel):
-    model_config = cel(("!(has(self.pvc) && has(self.s3))", "backup.storage: set pvc or s3, not both"),
-                       ("!has(self.s3) || has(self.s3.credentialsSecretRef)",
-                        "backup.storage.s3.credentialsSecretRef is required"))
+    model_config = cel(("!(has(self.pvc) && has(self.s3))", "backup.storage: set pvc or s3, not both"))
     pvc: PvcStorage | None = Field(default=None, description="Backups on a PersistentVolumeClaim (the default).")
     s3: S3Storage | None = Field(default=None, description="Backups in S3-compatible object storage.")
 
+    @model_validator(mode="after")
+    def _one(self) -> BackupStorage:
+        if self.pvc is not None and self.s3 is not None:
+            raise ValueError("backup.storage: set pvc or s3, not both")
+        return self
+
 
 class BackupVerify(Strict):
-    schedule: Cron = Field(description="When to restore the latest backup into a scratch database and check it.")
+    schedule: Cron = Field(description="When to restore the latest backup into a scratch database and check it, "
+                                       "e.g. \"0 5 1 * *\" (monthly).")
+    suspend: bool = Field(default=False, description="Pause scheduled verification.")
+    scratchDatabaseSecretRef: SecretKeyRef | None = Field(
+        default=None, description="Secret key with the URL of a database to restore into. By default a temporary "
+                                  "database is created (and dropped) on the stack's PostgreSQL server, which needs "
+                                  "the CREATEDB privilege.")
 
 
 class BackupSpec(Strict):
@@ -215,9 +232,11 @@ class BackupSpec(Strict):
     retention: BackupRetention | None = Field(default=None, description="Which backups to keep. Default: 30 days.")
     storage: BackupStorage | None = Field(default=None, description="Where backups go. Default: a PVC.")
     verify: BackupVerify | None = Field(default=None, description="Scheduled test restore of the latest backup.")
-    finalBackupOnDelete: bool = Field(default=False, description="Back up once more when the stack is deleted.")
-    restoreFrom: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._-]+$",
-                                    description="File name of a backup in the backup volume to restore; each new "
+    finalBackupOnDelete: bool = Field(
+        default=False, description="Take one more backup when the stack is deleted; deletion waits for it. "
+                                   "The backup volume is then kept whatever the deletionPolicy.")
+    restoreFrom: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$",
+                                    description="File name of a backup in the backup storage to restore; each new "
                                                 "value runs one restore while the API is held out of service.")
 
 
@@ -297,9 +316,13 @@ class RestoreStatus(Strict):
 
 
 class BackupStatus(Strict):
-    lastScheduleTime: datetime | None = None
-    lastSuccessTime: datetime | None = None
-    lastError: str | None = None
+    lastScheduleTime: datetime | None = Field(default=None, description="When the CronJob last started a backup.")
+    lastSuccessTime: datetime | None = Field(default=None, description="When the last successful backup finished.")
+    lastError: str | None = Field(default=None, description="Why the latest backup failed (unset after a success).")
+    location: str | None = Field(default=None, description="Where backups go: /backups on the PVC or s3://bucket/prefix.")
+    lastVerifyTime: datetime | None = Field(default=None, description="When the last test restore finished.")
+    lastVerifyResult: Literal["Succeeded", "Failed"] | None = Field(default=None, description="Its outcome.")
+    lastVerifyError: str | None = Field(default=None, description="Why it failed.")
 
 
 Phase = Literal["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused"]

@@ -12,7 +12,9 @@ import yaml
 
 from .api import GROUP, KIND, PLURAL, VERSION, ModerationStackSpec, ModerationStackStatus
 
-CRD_FILE = Path(__file__).resolve().parents[2] / "crds" / "moderationstacks.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+CRD_FILE = ROOT / "crds" / "moderationstacks.yaml"
+CHART_CRD_FILE = ROOT / "charts" / "ai-moderator-operator" / "crds" / "moderationstacks.yaml"  # Helm installs CRDs from here
 # Children are named "<stack>-<suffix>" (up to 20 characters of suffix) and
 # must stay within the 63 characters of a label value.
 MAX_NAME = 40
@@ -129,13 +131,15 @@ def render() -> str:
 
 
 def main() -> None:
-    if "--check" in sys.argv:
-        if CRD_FILE.read_text() != render():
-            sys.exit(f"{CRD_FILE} is stale: run `python -m ai_moderator_operator.crdgen`")
-        return
-    CRD_FILE.parent.mkdir(exist_ok=True)
-    CRD_FILE.write_text(render())
-    print(f"wrote {CRD_FILE}")
+    text = render()
+    for path in (CRD_FILE, CHART_CRD_FILE):
+        if "--check" in sys.argv:
+            if not path.exists() or path.read_text() != text:
+                sys.exit(f"{path} is stale: run `python -m ai_moderator_operator.crdgen`")
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ from typing import Any
 import aiohttp
 import kopf
 
-from .api import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from .api import API_VERSION, GROUP, KIND, PLURAL, VERSION, parse_spec
+from .builders import Context, final_backup_job
 from .children import MANAGED_SELECTOR, WATCHED, ChildCache
 from .kube import ApiError, Kube, resource_path
 from .metrics import CONTROLLER, RECONCILE_ERRORS, RECONCILE_TIME, RECONCILE_TOTAL, PhaseBook
 from .naming import PREFIX, Names
-from .reconciler import Capabilities, Degraded, Reconciler, status_patch, transition_event
+from .reconciler import Capabilities, Degraded, Reconciler, job_state, status_patch, transition_event
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
@@ -104,22 +105,53 @@ async def stack_event(event: dict[str, Any], name: str, namespace: str, **_: Any
         STATE.wake((namespace, name))
 
 
+async def _final_backup(kube: Kube, body: dict[str, Any]) -> None:
+    """Run the final backup Job and wait for it (kopf retries this handler,
+    keeping the finalizer, until the Job has succeeded)."""
+    meta = body["metadata"]
+    spec = parse_spec(body.get("spec") or {})
+    version = (body.get("status") or {}).get("version")
+    if version is None:
+        log.info("no final backup of %s/%s: no version was ever rolled out", meta["namespace"], meta["name"])
+        return
+    ctx = Context(meta["name"], meta["namespace"], meta["uid"], spec, version, "")
+    manifest = final_backup_job(ctx, version)
+    job = await kube.get("batch/v1", "Job", ctx.namespace, manifest["metadata"]["name"]) or await kube.apply(manifest)
+    phase, message, _ = job_state(job)
+    if phase == "Failed":
+        raise kopf.TemporaryError(
+            f"final backup Job {ctx.names.final_backup} failed ({message}); deletion waits. Delete the Job to try "
+            "again, or set spec.backup.finalBackupOnDelete to false to delete without it", delay=30)
+    if phase != "Succeeded":
+        raise kopf.TemporaryError(f"waiting for the final backup Job {ctx.names.final_backup}", delay=2)
+    log.info("final backup of %s/%s done", ctx.namespace, ctx.name)
+
+
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="deletion-policy")
-async def apply_deletion_policy(spec: kopf.Spec, name: str, namespace: str, **_: Any) -> None:
-    """Retain: the data Secret and backup volume lose their owner reference,
-    so garbage collection keeps them (database and Redis volumes are never
-    owned). Delete: those volumes go too."""
+async def apply_deletion_policy(body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
+    """Optionally back up once more, then apply the deletion policy. Retain:
+    the data Secret and backup volume lose their owner reference, so garbage
+    collection keeps them (database and Redis volumes are never owned).
+    Delete: those volumes go too -- except the backup volume holding a final
+    backup."""
     assert STATE.kube is not None
     names = Names(name)
-    if spec.get("deletionPolicy", "Retain") == "Retain":
-        for kind, child in (("Secret", names.app_secret), ("PersistentVolumeClaim", names.backups_pvc)):
-            if await STATE.kube.get("v1", kind, namespace, child) is not None:
-                await STATE.kube.merge_patch("v1", kind, namespace, child, {"metadata": {"ownerReferences": None}})
-        log.info("retained data of %s/%s", namespace, name)
-        return
-    for claim in (f"data-{names.postgres}-0", f"data-{names.redis}-0", names.backups_pvc):
-        await STATE.kube.delete("v1", "PersistentVolumeClaim", namespace, claim)
-    log.info("deleted data volumes of %s/%s", namespace, name)
+    spec = dict(body.get("spec") or {})
+    final = bool((spec.get("backup") or {}).get("finalBackupOnDelete"))
+    if final:
+        await _final_backup(STATE.kube, dict(body))
+    retain = spec.get("deletionPolicy", "Retain") == "Retain"
+    kept = ([("Secret", names.app_secret)] if retain else []) + (
+        [("PersistentVolumeClaim", names.backups_pvc)] if retain or final else [])
+    for kind, child in kept:
+        if await STATE.kube.get("v1", kind, namespace, child) is not None:
+            await STATE.kube.merge_patch("v1", kind, namespace, child, {"metadata": {"ownerReferences": None}})
+    if not retain:
+        claims = [f"data-{names.postgres}-0", f"data-{names.redis}-0"] + ([] if final else [names.backups_pvc])
+        for claim in claims:
+            await STATE.kube.delete("v1", "PersistentVolumeClaim", namespace, claim)
+    log.info("deletion policy %s applied to %s/%s", "Retain" if retain else "Delete", namespace, name,
+             extra={"kept": [c for _, c in kept]})
 
 
 async def _write_status(kube: Kube, body: dict[str, Any], status: dict[str, Any]) -> None:

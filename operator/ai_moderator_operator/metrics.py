@@ -16,6 +16,8 @@ MIGRATION_DURATION = Histogram("ai_moderator_migration_duration_seconds", "Migra
                                buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1800))
 LAST_BACKUP_SUCCESS = Gauge("ai_moderator_last_backup_success_timestamp_seconds",
                             "Unix time of the last successful backup.", ["namespace", "stack"])
+LAST_VERIFY_SUCCESS = Gauge("ai_moderator_last_backup_verify_success_timestamp_seconds",
+                            "Unix time of the last successful test restore of a backup.", ["namespace", "stack"])
 BACKUP_INTERVAL = Gauge("ai_moderator_backup_interval_seconds",
                         "Longest expected gap between scheduled backups.", ["namespace", "stack"])
 API_REQUESTS = Counter("ai_moderator_operator_kube_requests_total", "Requests the operator sent to the API server.",

@@ -52,6 +52,8 @@ class Names:
         self.redis = f"{stack}-redis"
         self.backup = f"{stack}-backup"
         self.backups_pvc = f"{stack}-backups"
+        self.backup_verify = f"{stack}-backup-verify"
+        self.final_backup = f"{stack}-final-backup"
         self.cleanup = f"{stack}-cleanup"
         self.network_policy = f"{stack}-data"
 

@@ -11,17 +11,18 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
 
-from .api import API_VERSION, KIND, ModerationStackSpec, parse_spec
-from .builders import (Context, app_secret, backup_now_job, desired_children, migration_job, policy_yaml,
-                       restore_job)
+from .api import API_VERSION, KIND, ModerationStackSpec, SecretKeyRef, parse_spec
+from .builders import (S3_CREDENTIAL_KEYS, VERIFY_COMPONENT, Context, app_secret, backup_location, backup_now_job,
+                       desired_children, migration_job, policy_yaml, restore_job)
 from .children import PRUNABLE, ChildCache
 from .diff import contains
 from .kube import ApiError, Kube
-from .metrics import BACKUP_INTERVAL, LAST_BACKUP_SUCCESS, MIGRATION_DURATION
+from .metrics import BACKUP_INTERVAL, LAST_BACKUP_SUCCESS, LAST_VERIFY_SUCCESS, MIGRATION_DURATION
 from .schedule import interval_seconds
 from .naming import (BACKUP_NOW_ANNOTATION, PAUSED_ANNOTATION, RESTORE_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names,
                      digest)
@@ -57,15 +58,37 @@ def _decode(secret: dict[str, Any] | None) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
 
 
-def _job_state(job: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(phase, message, completionTime) of a Job."""
-    conditions = {c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+def _secret_refs(spec: ModerationStackSpec) -> Iterator[tuple[str, SecretKeyRef, bool]]:
+    """(where, reference, consumed by the API and workers) of every Secret key the spec names."""
+    for where, external in (("spec.database.external.urlSecretRef", spec.database.external),
+                            ("spec.redis.external.urlSecretRef", spec.redis.external)):
+        if external is not None:
+            yield where, external.urlSecretRef, True
+    backup = spec.backup
+    s3 = backup.storage.s3 if backup and backup.storage else None
+    if s3 is not None:
+        for key in S3_CREDENTIAL_KEYS:
+            yield "spec.backup.storage.s3.credentialsSecret", SecretKeyRef(name=s3.credentialsSecret.name, key=key), False
+    if backup and backup.verify and backup.verify.scratchDatabaseSecretRef:
+        yield "spec.backup.verify.scratchDatabaseSecretRef", backup.verify.scratchDatabaseSecretRef, False
+
+
+def job_state(job: dict[str, Any]) -> tuple[str, str, str | None]:
+    """(phase, message, finish time) of a Job."""
+    status = job.get("status") or {}
+    conditions = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
     if "Complete" in conditions:
-        return "Succeeded", "", (job.get("status") or {}).get("completionTime")
+        return "Succeeded", "", status.get("completionTime")
     if "Failed" in conditions:
         c = conditions["Failed"]
         return "Failed", f"{c.get('reason', 'Failed')}: {c.get('message', '')}".strip(": "), None
     return "Running", "", None
+
+
+def _finished_at(job: dict[str, Any]) -> str:
+    status = job.get("status") or {}
+    failed = [c for c in status.get("conditions") or [] if c.get("type") == "Failed" and c.get("status") == "True"]
+    return status.get("completionTime") or (failed[0].get("lastTransitionTime", "") if failed else "")
 
 
 @dataclass
@@ -123,21 +146,20 @@ class Reconciler:
         return merged
 
     async def _external_values(self, namespace: str, spec: ModerationStackSpec) -> dict[str, str]:
-        """Values of referenced Secrets; a missing one is a clear, retried problem."""
+        """Values of the referenced Secrets the app consumes (they go into the
+        config hash); every reference, also those only Jobs use, must resolve.
+        A missing one is a clear, retried problem."""
         values: dict[str, str] = {}
-        refs = [("spec.database.external.urlSecretRef", spec.database.external),
-                ("spec.redis.external.urlSecretRef", spec.redis.external)]
-        for where, external in refs:
-            if external is None:
-                continue
-            ref = external.urlSecretRef
-            secret = await self.kube.get("v1", "Secret", namespace, ref.name)
+        for where, ref, consumed in _secret_refs(spec):
+            secret = self.cache.get("v1", "Secret", namespace, ref.name) or await self.kube.get(
+                "v1", "Secret", namespace, ref.name)
             if secret is None:
                 raise Retry(f"Secret {ref.name!r} referenced by {where} does not exist in namespace {namespace!r}")
             data = _decode(secret)
             if ref.key not in data:
                 raise Retry(f"Secret {ref.name!r} has no key {ref.key!r} (referenced by {where})")
-            values[f"{ref.name}/{ref.key}"] = data[ref.key]
+            if consumed:
+                values[f"{ref.name}/{ref.key}"] = data[ref.key]
         return values
 
     async def _migrate(self, ctx: Context, status: dict[str, Any], annotations: dict[str, str],
@@ -159,7 +181,7 @@ class Reconciler:
             manifest["metadata"]["name"] = job_name
             job = await self.kube.apply(manifest)
             self.cache.observe("ADDED", job)
-        phase, message, completed = _job_state(job)
+        phase, message, completed = job_state(job)
         observed.migration = {"job": job_name, "phase": phase, "targetVersion": target}
         if message:
             observed.migration["message"] = message
@@ -182,7 +204,7 @@ class Reconciler:
         name = restore_job(ctx, version, request)["metadata"]["name"]
         job = self.cache.get("batch/v1", "Job", ctx.namespace, name) or await self.kube.get(
             "batch/v1", "Job", ctx.namespace, name)
-        phase, message, completed = ("Running", "", None) if job is None else _job_state(job)
+        phase, message, completed = ("Running", "", None) if job is None else job_state(job)
         state: dict[str, Any] = {"request": request, "job": name, "phase": phase}
         if message:
             state["message"] = message
@@ -199,33 +221,43 @@ class Reconciler:
         await self.ensure(restore_job(ctx, version, request))
 
     def _backup_status(self, ctx: Context, previous: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
-        """From the backup CronJob and its Jobs: last schedule, last success, last error."""
+        """From the backup CronJobs and their Jobs: last schedule, last success,
+        last error, and the outcome of the last test restore."""
         if ctx.spec.backup is None:
             return None, False
         BACKUP_INTERVAL.labels(ctx.namespace, ctx.name).set(interval_seconds(ctx.spec.backup.schedule))
         result = dict(previous or {})
+        result["location"] = backup_location(ctx)
         cron = self.cache.get("batch/v1", "CronJob", ctx.namespace, ctx.names.backup)
         if cron and (cron.get("status") or {}).get("lastScheduleTime"):
             result["lastScheduleTime"] = cron["status"]["lastScheduleTime"]
-        jobs = [o for o in self.cache.owned_by(ctx.namespace, ctx.name)
-                if o["kind"] == "Job" and o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "backup"]
-        latest_failed: str | None = None
-        failed = False
-        for job in sorted(jobs, key=lambda j: j["metadata"].get("creationTimestamp", "")):
-            phase, message, completed = _job_state(job)
-            if phase == "Succeeded" and completed:
-                if completed > (result.get("lastSuccessTime") or ""):
+        jobs = sorted((o for o in self.cache.owned_by(ctx.namespace, ctx.name) if o["kind"] == "Job"),
+                      key=_finished_at)
+        failed: bool | None = None
+        for job in jobs:
+            component = job["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+            phase, message, completed = job_state(job)
+            if phase == "Running":
+                continue
+            if component == "backup":
+                failed = phase == "Failed"
+                if completed and completed > (result.get("lastSuccessTime") or ""):
                     result["lastSuccessTime"] = completed
-                failed, latest_failed = False, None
-            elif phase == "Failed":
-                failed, latest_failed = True, f"{job['metadata']['name']}: {message}"
-        if latest_failed:
-            result["lastError"] = latest_failed
-        elif not failed:
+                if failed:
+                    result["lastError"] = f"{job['metadata']['name']}: {message}"
+            elif component == VERIFY_COMPONENT and _finished_at(job) >= (result.get("lastVerifyTime") or ""):
+                result["lastVerifyTime"] = _finished_at(job)
+                result["lastVerifyResult"] = phase
+                if phase == "Failed":
+                    result["lastVerifyError"] = f"{job['metadata']['name']}: {message}"
+                else:
+                    result.pop("lastVerifyError", None)
+                    LAST_VERIFY_SUCCESS.labels(ctx.namespace, ctx.name).set(_ts(result["lastVerifyTime"]))
+        if failed is False:
             result.pop("lastError", None)
         if result.get("lastSuccessTime"):
             LAST_BACKUP_SUCCESS.labels(ctx.namespace, ctx.name).set(_ts(result["lastSuccessTime"]))
-        return result, failed
+        return result, bool(failed) or (failed is None and "lastError" in result)
 
     async def _prune(self, ctx: Context, desired: list[dict[str, Any]]) -> None:
         wanted = {ChildCache.key(m) for m in desired}

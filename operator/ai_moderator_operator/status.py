@@ -124,6 +124,10 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     if o.backup is not None and (o.backup.get("lastSuccessTime") or o.backup_failed):
         conditions.append(cond("BackupSucceeded", not o.backup_failed,
                                "BackupFailed" if o.backup_failed else "Succeeded", o.backup.get("lastError") or ""))
+    if o.backup is not None and o.backup.get("lastVerifyResult"):
+        verified = o.backup["lastVerifyResult"] == "Succeeded"
+        conditions.append(cond("BackupVerified", verified, "Verified" if verified else "VerifyFailed",
+                               o.backup.get("lastVerifyError") or f"test restore at {o.backup['lastVerifyTime']}"))
     status: dict[str, Any] = {
         "observedGeneration": o.generation,
         "phase": phase,

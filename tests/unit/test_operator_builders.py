@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ai_moderator_operator.api import parse_spec
-from ai_moderator_operator.builders import Context, backup_args, desired_children
+from ai_moderator_operator.builders import Context, backup_args, desired_children, final_backup_job, restore_job
 from ai_moderator_operator.crdgen import CRD_FILE, render
 
 
@@ -107,3 +107,53 @@ def test_pods_run_restricted() -> None:
 def test_backup_command_line_carries_retention(retention, args) -> None:
     backup = {"schedule": "0 3 * * *", **({"retention": retention} if retention else {})}
     assert backup_args(ctx(backup=backup)) == ["backup", "--to", "/backups", *args]
+
+
+S3 = {"endpoint": "http://minio.storage:9000", "bucket": "moderation-backups", "region": "eu-west-1",
+      "credentialsSecret": {"name": "backup-s3"}}
+
+
+def _job_pod(manifest: dict) -> dict:
+    spec = manifest["spec"]
+    return (spec["jobTemplate"]["spec"] if manifest["kind"] == "CronJob" else spec)["template"]["spec"]
+
+
+def test_s3_backups_get_credentials_from_the_secret_and_no_volume() -> None:
+    stack = ctx(backup={"schedule": "0 3 * * *", "storage": {"s3": S3}, "verify": {"schedule": "0 5 1 * *"}})
+    children = by_kind(desired_children(stack))
+    assert ("PersistentVolumeClaim", "shop-backups") not in children
+    for name in ("shop-backup", "shop-backup-verify"):
+        pod = _job_pod(children[("CronJob", name)])
+        container = pod["containers"][0]
+        assert "s3://moderation-backups/prod/shop" in container["args"]  # default prefix: <namespace>/<stack>
+        env = {e["name"]: e for e in container["env"]}
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "backup-s3", "key": key}
+        assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.storage:9000"
+        assert env["AWS_DEFAULT_REGION"]["value"] == "eu-west-1"
+        assert all(v.get("persistentVolumeClaim") is None for v in pod["volumes"])
+    with_prefix = ctx(backup={"schedule": "0 3 * * *", "storage": {"s3": {**S3, "prefix": "team-a/mod"}}})
+    assert backup_args(with_prefix)[:3] == ["backup", "--to", "s3://moderation-backups/team-a/mod"]
+    restore = restore_job(with_prefix, "1.0.0", "db-backup-20261126T030000Z.sql.gz")
+    assert _job_pod(restore)["containers"][0]["args"] == [
+        "restore", "--from", "s3://moderation-backups/team-a/mod/db-backup-20261126T030000Z.sql.gz"]
+
+
+def test_verify_cronjob_follows_its_own_schedule_and_scratch_database() -> None:
+    backup = {"schedule": "0 3 * * *", "verify": {"schedule": "0 5 1 * *", "suspend": True,
+                                                  "scratchDatabaseSecretRef": {"name": "scratch", "key": "url"}}}
+    cron = by_kind(desired_children(ctx(backup=backup)))[("CronJob", "shop-backup-verify")]
+    assert cron["spec"]["schedule"] == "0 5 1 * *" and cron["spec"]["suspend"] is True
+    container = _job_pod(cron)["containers"][0]
+    assert container["args"] == ["verify-backup", "--from", "/backups"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["SCRATCH_DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "scratch", "key": "url"}
+    assert ("CronJob", "shop-backup-verify") not in by_kind(desired_children(ctx(backup={"schedule": "0 3 * * *"})))
+
+
+def test_final_backup_job_outlives_the_stack() -> None:
+    job = final_backup_job(ctx(backup={"schedule": "0 3 * * *", "finalBackupOnDelete": True}), "1.0.0")
+    assert job["metadata"]["name"] == "shop-final-backup"
+    assert "ownerReferences" not in job["metadata"]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 7 * 24 * 3600
+    assert _job_pod(job)["containers"][0]["args"][:3] == ["backup", "--to", "/backups"]

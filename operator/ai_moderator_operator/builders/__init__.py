@@ -6,11 +6,13 @@ from .app import (api_deployment, api_hpa, api_ingress, api_pdb, api_service, ap
                   policy_yaml, service_monitor, worker_deployment, worker_scaler)
 from .common import Context, Manifest
 from .data import network_policy, postgres, redis
-from .jobs import (backup_args, backup_cronjob, backup_now_job, backup_pvc, cleanup_cronjob, migration_job,
-                   restore_job)
+from .jobs import (S3_CREDENTIAL_KEYS, VERIFY_COMPONENT, backup_args, backup_cronjob, backup_location,
+                   backup_now_job, backup_pvc, cleanup_cronjob, final_backup_job, migration_job, restore_job,
+                   verify_cronjob)
 
-__all__ = ["Context", "Manifest", "app_secret", "backup_args", "backup_now_job", "desired_children", "migration_job",
-           "policy_yaml", "restore_job"]
+__all__ = ["Context", "Manifest", "S3_CREDENTIAL_KEYS", "VERIFY_COMPONENT", "app_secret", "backup_args",
+           "backup_location", "backup_now_job", "desired_children", "final_backup_job", "migration_job",
+           "policy_yaml", "restore_job", "verify_cronjob"]
 
 
 def desired_children(ctx: Context) -> list[Manifest]:
@@ -25,5 +27,5 @@ def desired_children(ctx: Context) -> list[Manifest]:
     version = ctx.rolled_out_version
     if version is not None:
         children += [api_deployment(ctx, version), worker_deployment(ctx, version), worker_scaler(ctx),
-                     cleanup_cronjob(ctx, version), backup_cronjob(ctx, version)]
+                     cleanup_cronjob(ctx, version), backup_cronjob(ctx, version), verify_cronjob(ctx, version)]
     return [c for c in children if c is not None]

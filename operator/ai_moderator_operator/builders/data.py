@@ -10,7 +10,7 @@ from .common import Context, Manifest, container_security, metadata, pod_securit
 
 POSTGRES_UID = 70   # the postgres user of the alpine image
 REDIS_UID = 999     # the redis user of the alpine image
-APP_COMPONENTS = ["api", "worker", "migration", "backup", "cleanup", "restore"]
+APP_COMPONENTS = ["api", "worker", "migration", "backup", "backup-verify", "cleanup", "restore"]
 
 
 def _statefulset(ctx: Context, name: str, component: str, container: dict[str, Any], storage: Any,

@@ -1,24 +1,30 @@
 """Jobs and CronJobs: the migration that gates each rollout, scheduled
-backups with their volume, and the retention cleanup."""
+backups (on their volume or in S3) with restore, test restore and the final
+backup, and the retention cleanup."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..api import S3Storage
 from ..naming import digest
-from .common import Context, Manifest, app_container, app_volumes, metadata, pod_template
+from .common import Context, Manifest, app_container, app_volumes, metadata, pod_template, secret_env
 
 BACKUP_DIR = "/backups"
+VERIFY_COMPONENT = "backup-verify"
+S3_CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
 def _job_spec(ctx: Context, component: str, version: str, args: list[str], backoff: int, deadline: int,
-              extra_volumes: list[dict[str, Any]] | None = None,
-              extra_mounts: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    container = app_container(ctx, component, version, args)
-    container["volumeMounts"] = container["volumeMounts"] + (extra_mounts or [])
+              storage: tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]] = ([], [], [])
+              ) -> dict[str, Any]:
+    """A Job's spec; `storage` adds (volumes, mounts, env) for the backup storage."""
+    extra_volumes, extra_mounts, extra_env = storage
+    container = app_container(ctx, component, version, args, extra_env)
+    container["volumeMounts"] = container["volumeMounts"] + extra_mounts
     volumes, _ = app_volumes(ctx)
     return {"backoffLimit": backoff, "activeDeadlineSeconds": deadline,
-            "template": pod_template(ctx, component, version, [container], volumes + (extra_volumes or []),
+            "template": pod_template(ctx, component, version, [container], volumes + extra_volumes,
                                      restart_policy="Never")}
 
 
@@ -47,9 +53,22 @@ def cleanup_cronjob(ctx: Context, version: str) -> Manifest | None:
     return _cronjob(ctx, ctx.names.cleanup, "cleanup", version, cleanup.schedule, False, spec)
 
 
+def _s3(ctx: Context) -> S3Storage | None:
+    backup = ctx.spec.backup
+    return backup.storage.s3 if backup is not None and backup.storage is not None else None
+
+
+def backup_location(ctx: Context) -> str:
+    """Where the backup Jobs read and write: the PVC's mount or s3://bucket/prefix."""
+    s3 = _s3(ctx)
+    if s3 is None:
+        return BACKUP_DIR
+    return f"s3://{s3.bucket}/{s3.prefix or f'{ctx.namespace}/{ctx.name}'}"
+
+
 def backup_pvc(ctx: Context) -> Manifest | None:
     backup = ctx.spec.backup
-    if backup is None or (backup.storage is not None and backup.storage.s3 is not None):
+    if backup is None or _s3(ctx) is not None:
         return None
     pvc = backup.storage.pvc if backup.storage and backup.storage.pvc else None
     spec: dict[str, Any] = {"accessModes": ["ReadWriteOnce"],
@@ -65,7 +84,7 @@ def backup_args(ctx: Context) -> list[str]:
     backup = ctx.spec.backup
     assert backup is not None
     retention = backup.retention
-    args = ["backup", "--to", BACKUP_DIR]
+    args = ["backup", "--to", backup_location(ctx)]
     if retention is None:
         args += ["--keep-days", "30"]
     else:
@@ -76,18 +95,32 @@ def backup_args(ctx: Context) -> list[str]:
     return args
 
 
-def _backup_job_spec(ctx: Context, version: str, component: str = "backup",
-                     args: list[str] | None = None) -> dict[str, Any]:
-    volumes = [{"name": "backups", "persistentVolumeClaim": {"claimName": ctx.names.backups_pvc}}]
-    mounts = [{"name": "backups", "mountPath": BACKUP_DIR}]
-    return _job_spec(ctx, component, version, args or backup_args(ctx), backoff=2, deadline=6 * 3600,
-                     extra_volumes=volumes, extra_mounts=mounts)
+def _storage(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts, env) that give a Job the backup storage."""
+    s3 = _s3(ctx)
+    if s3 is None:
+        return ([{"name": "backups", "persistentVolumeClaim": {"claimName": ctx.names.backups_pvc}}],
+                [{"name": "backups", "mountPath": BACKUP_DIR}], [])
+    secret = s3.credentialsSecret.name
+    env = [secret_env(key, secret, key) for key in S3_CREDENTIAL_KEYS]
+    if s3.endpoint:
+        env.append({"name": "AWS_ENDPOINT_URL", "value": s3.endpoint})
+    if s3.region:
+        env.append({"name": "AWS_DEFAULT_REGION", "value": s3.region})
+    return [], [], env
+
+
+def _backup_job_spec(ctx: Context, version: str, component: str, args: list[str],
+                     extra_env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    volumes, mounts, env = _storage(ctx)
+    return _job_spec(ctx, component, version, args, backoff=2, deadline=6 * 3600,
+                     storage=(volumes, mounts, env + (extra_env or [])))
 
 
 def restore_job(ctx: Context, version: str, backup_file: str) -> Manifest:
-    """`ai-moderator restore` of one file of the backup volume; one Job per file asked for."""
+    """`ai-moderator restore` of one backup; one Job per file asked for."""
     name = f"{ctx.name}-restore-{digest(backup_file, length=8)}"
-    spec = _backup_job_spec(ctx, version, "restore", ["restore", "--from", f"{BACKUP_DIR}/{backup_file}"])
+    spec = _backup_job_spec(ctx, version, "restore", ["restore", "--from", f"{backup_location(ctx)}/{backup_file}"])
     spec["backoffLimit"] = 0  # a failed restore is for a human to look at, not to repeat
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "restore", version), "spec": spec}
 
@@ -96,12 +129,34 @@ def backup_cronjob(ctx: Context, version: str) -> Manifest | None:
     backup = ctx.spec.backup
     if backup is None:
         return None
-    spec = _backup_job_spec(ctx, version)
+    spec = _backup_job_spec(ctx, version, "backup", backup_args(ctx))
     return _cronjob(ctx, ctx.names.backup, "backup", version, backup.schedule, backup.suspend, spec)
+
+
+def verify_cronjob(ctx: Context, version: str) -> Manifest | None:
+    """The scheduled test restore of the newest backup into a scratch database."""
+    verify = ctx.spec.backup.verify if ctx.spec.backup else None
+    if verify is None:
+        return None
+    ref = verify.scratchDatabaseSecretRef
+    env = [secret_env("SCRATCH_DATABASE_URL", ref.name, ref.key)] if ref else []
+    spec = _backup_job_spec(ctx, version, VERIFY_COMPONENT, ["verify-backup", "--from", backup_location(ctx)], env)
+    spec["backoffLimit"] = 0  # a failed check is the finding; repeating it only delays the report
+    return _cronjob(ctx, ctx.names.backup_verify, VERIFY_COMPONENT, version, verify.schedule, verify.suspend, spec)
 
 
 def backup_now_job(ctx: Context, version: str, request: str) -> Manifest:
     """The on-demand backup for one request token: its name makes it run once."""
     name = f"{ctx.names.backup}-now-{digest(request, length=8)}"
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "backup", version),
-            "spec": _backup_job_spec(ctx, version)}
+            "spec": _backup_job_spec(ctx, version, "backup", backup_args(ctx))}
+
+
+def final_backup_job(ctx: Context, version: str) -> Manifest:
+    """The backup taken when the stack is deleted. It has no owner, so it
+    outlives the stack as the record of that backup, until its TTL."""
+    meta = metadata(ctx, ctx.names.final_backup, "backup", version)
+    del meta["ownerReferences"]
+    spec = _backup_job_spec(ctx, version, "backup", backup_args(ctx))
+    spec["ttlSecondsAfterFinished"] = 7 * 24 * 3600
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}
