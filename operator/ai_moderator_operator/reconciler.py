@@ -119,6 +119,18 @@ class Reconciler:
                  extra={"kind": manifest["kind"], "child": manifest["metadata"]["name"], "new": live is None})
         return applied
 
+    async def ensure_once(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Create a one-shot Job unless it exists; never update it (a Job's
+        template is immutable, and a finished Job is a record to keep)."""
+        live = await self._live(manifest)
+        if live is not None:
+            return live
+        created = await self.kube.apply(manifest)
+        self.cache.observe("ADDED", created)
+        log.info("created %s %s/%s", manifest["kind"], manifest["metadata"]["namespace"],
+                 manifest["metadata"]["name"], extra={"kind": manifest["kind"], "child": manifest["metadata"]["name"]})
+        return created
+
     async def _app_secret(self, names: Names, namespace: str, spec: ModerationStackSpec,
                           ctx_for_meta: Context) -> dict[str, str]:
         """The generated Secret: created once; later only keys a new spec needs
@@ -218,7 +230,7 @@ class Reconciler:
             live = self.cache.get("apps/v1", "Deployment", ctx.namespace, deployment)
             if live and int((live.get("status") or {}).get("replicas", 0)) > 0:
                 return
-        await self.ensure(restore_job(ctx, version, request))
+        await self.ensure_once(restore_job(ctx, version, request))
 
     def _backup_status(self, ctx: Context, previous: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
         """From the backup CronJobs and their Jobs: last schedule, last success,
@@ -308,28 +320,28 @@ class Reconciler:
             raise Degraded(derive(empty, previous)) from exc
         generated = await self._app_secret(names, namespace, spec, base)
         config_hash = digest(sorted(generated.items()), sorted(external.items()), policy_yaml(base))
-        ctx = Context(name, namespace, uid, spec, previous.get("version"), config_hash, keda, monitor)
+        ctx = replace(base, config_hash=config_hash)
         observed = Observed(generation, spec.version, None, Workload(), Workload(), False, endpoint)
         # Data services and configuration first: the migration needs them.
-        desired = desired_children(ctx)
-        await asyncio.gather(*(self.ensure(m) for m in desired))
+        # The app's children follow once the version to run is decided, so a
+        # Deployment is only ever applied with that version.
+        await asyncio.gather(*(self.ensure(m) for m in desired_children(replace(ctx, rolled_out_version=None))))
         rolled = await self._migrate(ctx, previous, annotations, observed)
         restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
         hold = False
         if restore_request and rolled is not None:
             observed.restore = await self._restore_state(ctx, rolled, restore_request, previous.get("restore"))
             hold = observed.restore.get("phase") == "Running"
-        if rolled != ctx.rolled_out_version or hold:
-            ctx = Context(name, namespace, uid, spec, rolled, config_hash, keda, monitor, hold_app=hold)
-            desired = desired_children(ctx)
-            await asyncio.gather(*(self.ensure(m) for m in desired))
+        ctx = replace(ctx, rolled_out_version=rolled, hold_app=hold)
+        desired = desired_children(ctx)
+        await asyncio.gather(*(self.ensure(m) for m in desired))
         if hold:
             await self._start_restore(ctx, rolled, restore_request)
         elif observed.restore is None and previous.get("restore"):
             observed.restore = previous["restore"]
         request = annotations.get(BACKUP_NOW_ANNOTATION)
         if request and spec.backup is not None and rolled is not None:
-            await self.ensure(backup_now_job(ctx, rolled, request))
+            await self.ensure_once(backup_now_job(ctx, rolled, request))
         await self._prune(ctx, desired)
         observed.rolled_out_version = rolled
         observed.api = self._workload(namespace, names.api)
@@ -356,13 +368,20 @@ def _ts(value: str) -> float:
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
-    """A merge patch from old to new status (None when equal); removed keys become null."""
+    """A JSON merge patch (RFC 7386) from old to new status, None when equal.
+    Keys gone from new become null at every depth, so a nested block such as
+    status.migration never keeps a stale field."""
     if old == new:
         return None
-    patch: dict[str, Any] = dict(new)
-    for key in old:
-        if key not in new:
-            patch[key] = None
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = status_patch(before, value)
+            if nested is not None:
+                patch[key] = nested
+        elif value != before:
+            patch[key] = value
     return patch
 
 

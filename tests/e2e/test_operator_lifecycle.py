@@ -159,3 +159,111 @@ def test_operator_converges_across_an_apiserver_restart(kubectl: Kubectl, namesp
     kubectl.apply(changed)
     stack = ready(kubectl, namespace, timeout=120)
     assert stack["status"]["api"]["summary"] == "3/3"
+
+
+def _backup_status(kubectl: Kubectl, namespace: str, key: str, value: Any = None, name: str = "demo"
+                   ) -> dict[str, Any] | None:
+    """The stack once status.backup[key] is set (to value, when given)."""
+    stack = kubectl.get("mstack", name, namespace)
+    found = ((stack or {}).get("status") or {}).get("backup", {}).get(key)
+    return stack if found and (value is None or found == value) else None
+
+
+def test_failed_backups_are_reported_until_a_backup_succeeds(kubectl: Kubectl, namespace: str, operator) -> None:
+    kubectl.apply(example(namespace, version="0.1.0-fail-backup"))  # `ai-moderator backup` exits 1 in this image
+    ready(kubectl, namespace)
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/backup-now=1")
+    stack = wait_until("the failed backup to be reported", lambda: _backup_status(kubectl, namespace, "lastError"), 90)
+    failed = condition(stack, "BackupSucceeded")
+    assert failed["status"] == "False" and failed["reason"] == "BackupFailed"
+    assert "BackoffLimitExceeded" in stack["status"]["backup"]["lastError"]
+    assert "lastSuccessTime" not in stack["status"]["backup"]
+
+    kubectl.apply(example(namespace, version="0.2.0"))
+    ready(kubectl, namespace)
+    kubectl.run("annotate", "--overwrite", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/backup-now=2")
+    stack = wait_until("the next backup to succeed", lambda: _backup_status(kubectl, namespace, "lastSuccessTime"), 60)
+    assert condition(stack, "BackupSucceeded")["status"] == "True"
+    assert "lastError" not in stack["status"]["backup"]
+
+
+def test_scheduled_verify_records_each_test_restore(kubectl: Kubectl, namespace: str, operator) -> None:
+    backup = {"schedule": "0 3 * * *", "verify": {"schedule": "0 5 1 * *"}}
+    kubectl.apply(example(namespace, backup=backup))
+    ready(kubectl, namespace)
+    cron = kubectl.get("cronjob", "demo-backup-verify", namespace)
+    assert cron["spec"]["schedule"] == "0 5 1 * *"
+    assert cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+        "verify-backup", "--from", "/backups"]
+    kubectl.run("create", "job", "verify-1", "--from=cronjob/demo-backup-verify", "-n", namespace)
+    stack = wait_until("the test restore to be recorded",
+                       lambda: _backup_status(kubectl, namespace, "lastVerifyResult", "Succeeded"), 60)
+    assert condition(stack, "BackupVerified")["status"] == "True"
+    first = stack["status"]["backup"]["lastVerifyTime"]
+
+    kubectl.apply(example(namespace, backup=backup, version="0.2.0-fail-verify-backup"))  # its verify exits 1
+    ready(kubectl, namespace)
+    kubectl.run("create", "job", "verify-2", "--from=cronjob/demo-backup-verify", "-n", namespace)
+    stack = wait_until("the failed test restore to be recorded",
+                       lambda: _backup_status(kubectl, namespace, "lastVerifyResult", "Failed"), 60)
+    verified = condition(stack, "BackupVerified")
+    assert verified["status"] == "False" and verified["reason"] == "VerifyFailed"
+    assert stack["status"]["backup"]["lastVerifyError"].startswith("verify-2: ")
+    assert stack["status"]["backup"]["lastVerifyTime"] >= first
+
+
+def test_s3_storage_needs_its_secret_and_passes_it_to_the_jobs(kubectl: Kubectl, namespace: str, operator) -> None:
+    s3 = {"endpoint": "http://minio.storage:9000", "bucket": "moderation-backups",
+          "credentialsSecret": {"name": "backup-s3"}}
+    kubectl.apply(example(namespace, backup={"schedule": "0 3 * * *", "storage": {"s3": s3}}))
+    stack = wait_phase(kubectl, namespace, "Degraded")
+    degraded = condition(stack, "Degraded")
+    assert degraded["reason"] == "SecretNotFound"
+    assert "'backup-s3'" in degraded["message"] and "spec.backup.storage.s3.credentialsSecret" in degraded["message"]
+
+    kubectl.run("create", "secret", "generic", "backup-s3", "-n", namespace,
+                "--from-literal=AWS_ACCESS_KEY_ID=writer", "--from-literal=AWS_SECRET_ACCESS_KEY=not-real")
+    stack = ready(kubectl, namespace, timeout=90)
+    assert stack["status"]["backup"]["location"] == f"s3://moderation-backups/{namespace}/demo"
+    assert kubectl.get("pvc", "demo-backups", namespace) is None
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/backup-now=s3")
+    wait_until("the S3 backup to succeed", lambda: _backup_status(kubectl, namespace, "lastSuccessTime"), 60)
+    [job] = kubectl.items("jobs", namespace, f"{COMPONENT}=backup")
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:3] == ["backup", "--to", f"s3://moderation-backups/{namespace}/demo"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"]["secretKeyRef"]["name"] == "backup-s3"
+    assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.storage:9000"
+
+
+def test_final_backup_runs_before_deletion_and_its_volume_survives(kubectl: Kubectl, namespace: str,
+                                                                    operator) -> None:
+    backup = {"schedule": "0 3 * * *", "finalBackupOnDelete": True}
+    kubectl.apply(example(namespace, backup=backup, deletionPolicy="Delete"))
+    ready(kubectl, namespace)
+    kubectl.run("delete", "mstack", "demo", "-n", namespace, "--timeout=90s")
+    job = kubectl.get("job", "demo-final-backup", namespace)
+    assert job is not None and job["status"].get("succeeded") == 1, "the stack went before its final backup"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"][:3] == ["backup", "--to", "/backups"]
+    wait_until("the database volume to be deleted", lambda: kubectl.get("pvc", "data-demo-postgres-0", namespace)
+               is None, 30)
+    kept = kubectl.get("pvc", "demo-backups", namespace)
+    assert kept is not None and kept["metadata"].get("deletionTimestamp") is None
+    assert not kept["metadata"].get("ownerReferences")
+
+
+def test_a_failing_final_backup_holds_deletion_until_the_user_decides(kubectl: Kubectl, namespace: str,
+                                                                       operator) -> None:
+    backup = {"schedule": "0 3 * * *", "finalBackupOnDelete": True}
+    kubectl.apply(example(namespace, backup=backup, version="0.1.0-fail-backup"))
+    ready(kubectl, namespace)
+    kubectl.run("delete", "mstack", "demo", "-n", namespace, "--wait=false")
+    wait_until("the final backup to fail", lambda: any(
+        c.get("type") == "Failed" and c.get("status") == "True"
+        for c in ((kubectl.get("job", "demo-final-backup", namespace) or {}).get("status") or {}).get("conditions", [])),
+        90)
+    time.sleep(3)
+    assert kubectl.get("mstack", "demo", namespace) is not None, "deleted although the final backup failed"
+    kubectl.run("patch", "mstack", "demo", "-n", namespace, "--type=merge",
+                "-p", '{"spec":{"backup":{"finalBackupOnDelete":false}}}')
+    wait_until("the stack to be deleted", lambda: kubectl.get("mstack", "demo", namespace) is None, 60)

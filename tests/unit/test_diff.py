@@ -29,3 +29,16 @@ def test_canonicalised_values_are_equal() -> None:
 def test_empty_collections_match_absent_fields() -> None:
     assert contains({"spec": {}}, {"spec": {"volumes": [], "annotations": {}}})
     assert not contains({"spec": {}}, {"spec": {"volumes": [{"name": "x"}]}})
+
+
+def test_status_patch_nulls_fields_that_disappeared_at_any_depth() -> None:
+    from ai_moderator_operator.reconciler import status_patch
+
+    old = {"phase": "Ready", "migration": {"job": "a", "phase": "Succeeded", "completionTime": "t1"}, "restore": {}}
+    new = {"phase": "Migrating", "migration": {"job": "b", "phase": "Running"}}
+    patch = status_patch(old, new)
+    assert patch == {"phase": "Migrating", "restore": None,
+                     "migration": {"job": "b", "phase": "Running", "completionTime": None}}
+    assert status_patch(new, new) is None
+    # A list is replaced as a whole (merge patch semantics), e.g. conditions.
+    assert status_patch({"conditions": [1, 2]}, {"conditions": [2]}) == {"conditions": [2]}
