@@ -205,22 +205,42 @@ INVALID = [
     ({"database": {"managed": {}, "external": {"urlSecretRef": {"name": "db", "key": "url"}}}},
      "database: set exactly one of managed or external"),
     ({"redis": {}}, "redis: set exactly one of managed or external"),
-    ({"backup": {"schedule": "every day at 3"}}, "5-field cron expression"),
-    ({"backup": {"schedule": "0 3 * *"}}, "5-field cron expression"),
-    ({"cleanup": {"schedule": "61 25 * * * *"}}, "5-field cron expression"),
-    ({"cleanup": {"retentionDays": 0}}, "retentionDays"),
-    ({"backup": {"schedule": "0 3 * * *", "retention": {}}}, "backup.retention needs count or maxAgeDays"),
-    ({"backup": {"schedule": "0 3 * * *", "storage": {"s3": {"bucket": "backups"}}}},
-     "credentialsSecretRef is required"),
     ({"api": {"ingress": {"enabled": True}}}, "ingress.host is required"),
     ({"policy": {"thresholds": {"spam": 0.5}}}, "keys must be among"),
     ({"worker": {"concurrency": 0}}, "concurrency"),
-    ({"deletionPolicy": "Maybe"}, "deletionPolicy"),
     ({"api": {"replicas": 2, "replica": 3}}, "replica"),
 ]
 
 
-@pytest.mark.parametrize(("change", "message"), INVALID, ids=[m for _, m in INVALID])
+S3 = {"bucket": "moderation-backups", "credentialsSecret": {"name": "backup-s3"}}
+
+
+def _backup(**fields: object) -> dict:
+    return {"backup": {"schedule": "0 3 * * *", **fields}}
+
+
+# Rollout, backup, restore, cleanup and deletion settings.
+INVALID_LIFECYCLE = [
+    ({"backup": {"schedule": "every day at 3"}}, "5-field cron expression"),
+    ({"backup": {"schedule": "0 3 * *"}}, "5-field cron expression"),
+    ({"cleanup": {"schedule": "61 25 * * * *"}}, "5-field cron expression"),
+    (_backup(verify={"schedule": "monthly"}), "spec.backup.verify.schedule"),
+    ({"cleanup": {"retentionDays": 0}}, "spec.cleanup.retentionDays: Invalid value: 0"),
+    (_backup(retention={"count": -1}), "spec.backup.retention.count: Invalid value: -1"),
+    (_backup(retention={"maxAgeDays": 0}), "spec.backup.retention.maxAgeDays: Invalid value: 0"),
+    (_backup(retention={}), "backup.retention needs count or maxAgeDays"),
+    (_backup(storage={"s3": {"bucket": "moderation-backups"}}), "spec.backup.storage.s3.credentialsSecret: Required"),
+    (_backup(storage={"pvc": {}, "s3": S3}), "backup.storage: set pvc or s3, not both"),
+    (_backup(storage={"s3": {**S3, "endpoint": "minio:9000"}}), "spec.backup.storage.s3.endpoint"),
+    (_backup(storage={"s3": {**S3, "bucket": "Moderation_Backups"}}), "spec.backup.storage.s3.bucket"),
+    (_backup(restoreFrom="../../etc/passwd"), "spec.backup.restoreFrom"),
+    (_backup(finalBackupOnDelete="yes"), "spec.backup.finalBackupOnDelete"),
+    ({"deletionPolicy": "Maybe"}, 'supported values: "Retain", "Delete"'),
+]
+
+
+@pytest.mark.parametrize(("change", "message"), INVALID + INVALID_LIFECYCLE,
+                         ids=[m for _, m in INVALID + INVALID_LIFECYCLE])
 def test_invalid_specs_are_rejected_with_a_clear_message(kubectl: Kubectl, namespace: str, crd: None,
                                                         change: dict, message: str) -> None:
     stack = example(namespace)
