@@ -20,7 +20,7 @@ from .children import MANAGED_SELECTOR, WATCHED, ChildCache
 from .kube import ApiError, Kube, resource_path
 from .metrics import CONTROLLER, RECONCILE_ERRORS, RECONCILE_TIME, RECONCILE_TOTAL, PhaseBook
 from .naming import PREFIX, Names
-from .reconciler import Capabilities, Degraded, Reconciler, job_state, status_patch, transition_event
+from .reconciler import Capabilities, Degraded, Reconciler, status_patch, transition_event
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
@@ -105,7 +105,7 @@ async def stack_event(event: dict[str, Any], name: str, namespace: str, **_: Any
         STATE.wake((namespace, name))
 
 
-async def _final_backup(kube: Kube, body: dict[str, Any]) -> None:
+async def _final_backup(reconciler: Reconciler, body: dict[str, Any]) -> None:
     """Run the final backup Job and wait for it (kopf retries this handler,
     keeping the finalizer, until the Job has succeeded)."""
     meta = body["metadata"]
@@ -116,8 +116,9 @@ async def _final_backup(kube: Kube, body: dict[str, Any]) -> None:
         return
     ctx = Context(meta["name"], meta["namespace"], meta["uid"], spec, version, "")
     manifest = final_backup_job(ctx, version)
+    kube = reconciler.kube
     job = await kube.get("batch/v1", "Job", ctx.namespace, manifest["metadata"]["name"]) or await kube.apply(manifest)
-    phase, message, _ = job_state(job)
+    phase, message, _ = await reconciler.job_outcome(job)
     if phase == "Failed":
         raise kopf.TemporaryError(
             f"final backup Job {ctx.names.final_backup} failed ({message}); deletion waits. Delete the Job to try "
@@ -134,12 +135,12 @@ async def apply_deletion_policy(body: kopf.Body, name: str, namespace: str, **_:
     collection keeps them (database and Redis volumes are never owned).
     Delete: those volumes go too -- except the backup volume holding a final
     backup."""
-    assert STATE.kube is not None
+    assert STATE.kube is not None and STATE.reconciler is not None
     names = Names(name)
     spec = dict(body.get("spec") or {})
     final = bool((spec.get("backup") or {}).get("finalBackupOnDelete"))
     if final:
-        await _final_backup(STATE.kube, dict(body))
+        await _final_backup(STATE.reconciler, dict(body))
     retain = spec.get("deletionPolicy", "Retain") == "Retain"
     kept = ([("Secret", names.app_secret)] if retain else []) + (
         [("PersistentVolumeClaim", names.backups_pvc)] if retain or final else [])

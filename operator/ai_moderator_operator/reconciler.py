@@ -91,11 +91,45 @@ def _finished_at(job: dict[str, Any]) -> str:
     return status.get("completionTime") or (failed[0].get("lastTransitionTime", "") if failed else "")
 
 
+def last_failed_attempt(pods: list[dict[str, Any]]) -> str:
+    """How the newest failed pod of a Job ended: exit code, reason and the last
+    line of its termination message (the log tail, see FallbackToLogsOnError)."""
+    ended = []
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated.get("exitCode", 0) != 0:
+                ended.append((terminated.get("finishedAt") or "", terminated))
+    if not ended:
+        return ""
+    terminated = max(ended, key=lambda e: e[0])[1]
+    lines = [line.strip() for line in (terminated.get("message") or "").splitlines() if line.strip()]
+    detail = f"last attempt exited {terminated['exitCode']} ({terminated.get('reason', 'Error')})"
+    return f"{detail}: {lines[-1][:300]}" if lines else detail
+
+
 @dataclass
 class Reconciler:
     kube: Kube
     cache: ChildCache
     capabilities: Capabilities
+    # Failure details by Job uid: a finished Job never changes, so its pods are read once.
+    _failures: dict[str, str] = field(default_factory=dict)
+
+    async def job_outcome(self, job: dict[str, Any]) -> tuple[str, str, str | None]:
+        """job_state, with a failed Job's message completed by how its last pod ended."""
+        phase, message, completed = job_state(job)
+        if phase != "Failed":
+            return phase, message, completed
+        meta = job["metadata"]
+        uid = meta.get("uid", meta["name"])
+        if uid not in self._failures:
+            pods = await self.kube.list("v1", "Pod", meta["namespace"], f"batch.kubernetes.io/job-name={meta['name']}")
+            attempt = last_failed_attempt(pods)
+            if len(self._failures) >= 512:
+                self._failures.pop(next(iter(self._failures)))
+            self._failures[uid] = f"{message}; {attempt}" if attempt else message
+        return phase, self._failures[uid], completed
 
     def _workload(self, namespace: str, deployment: str) -> Workload:
         return Workload.of(self.cache.get("apps/v1", "Deployment", namespace, deployment))
@@ -193,7 +227,7 @@ class Reconciler:
             manifest["metadata"]["name"] = job_name
             job = await self.kube.apply(manifest)
             self.cache.observe("ADDED", job)
-        phase, message, completed = job_state(job)
+        phase, message, completed = await self.job_outcome(job)
         observed.migration = {"job": job_name, "phase": phase, "targetVersion": target}
         if message:
             observed.migration["message"] = message
@@ -216,7 +250,7 @@ class Reconciler:
         name = restore_job(ctx, version, request)["metadata"]["name"]
         job = self.cache.get("batch/v1", "Job", ctx.namespace, name) or await self.kube.get(
             "batch/v1", "Job", ctx.namespace, name)
-        phase, message, completed = ("Running", "", None) if job is None else job_state(job)
+        phase, message, completed = ("Running", "", None) if job is None else await self.job_outcome(job)
         state: dict[str, Any] = {"request": request, "job": name, "phase": phase}
         if message:
             state["message"] = message
@@ -232,7 +266,8 @@ class Reconciler:
                 return
         await self.ensure_once(restore_job(ctx, version, request))
 
-    def _backup_status(self, ctx: Context, previous: dict[str, Any] | None) -> tuple[dict[str, Any] | None, bool]:
+    async def _backup_status(self, ctx: Context, previous: dict[str, Any] | None
+                             ) -> tuple[dict[str, Any] | None, bool]:
         """From the backup CronJobs and their Jobs: last schedule, last success,
         last error, and the outcome of the last test restore."""
         if ctx.spec.backup is None:
@@ -248,7 +283,7 @@ class Reconciler:
         failed: bool | None = None
         for job in jobs:
             component = job["metadata"].get("labels", {}).get("app.kubernetes.io/component")
-            phase, message, completed = job_state(job)
+            phase, message, completed = await self.job_outcome(job)
             if phase == "Running":
                 continue
             if component == "backup":
@@ -349,7 +384,7 @@ class Reconciler:
         observed.data_ready = all(
             Workload.of_statefulset(self.cache.get("apps/v1", "StatefulSet", namespace, n))
             for n, on in ((names.postgres, spec.database.managed), (names.redis, spec.redis.managed)) if on)
-        observed.backup, observed.backup_failed = self._backup_status(ctx, previous.get("backup"))
+        observed.backup, observed.backup_failed = await self._backup_status(ctx, previous.get("backup"))
         status = derive(observed, previous)
         return status, (2.0 if observed.migrating else None)
 

@@ -74,6 +74,8 @@ def test_failed_migration_keeps_the_old_version_until_retried_or_corrected(kubec
     failed = condition(stack, "MigrationSucceeded")
     assert failed["status"] == "False" and failed["reason"] == "MigrationFailed"
     assert "BackoffLimitExceeded" in failed["message"], failed
+    # How the container ended, from its termination message (kwok's failing stage writes this one).
+    assert "last attempt exited 1 (Error): simulated failure" in failed["message"], failed
     assert stack["status"]["version"] == "0.1.0"
     assert "previous version keeps serving" in condition(stack, "Ready")["message"]
     assert _api_image(kubectl, namespace).endswith(":0.1.0")
@@ -177,6 +179,7 @@ def test_failed_backups_are_reported_until_a_backup_succeeds(kubectl: Kubectl, n
     failed = condition(stack, "BackupSucceeded")
     assert failed["status"] == "False" and failed["reason"] == "BackupFailed"
     assert "BackoffLimitExceeded" in stack["status"]["backup"]["lastError"]
+    assert "exited 1 (Error): simulated failure" in stack["status"]["backup"]["lastError"]
     assert "lastSuccessTime" not in stack["status"]["backup"]
 
     kubectl.apply(example(namespace, version="0.2.0"))

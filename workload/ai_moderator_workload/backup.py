@@ -244,6 +244,15 @@ def latest(location: str) -> str:
     return max(ours)
 
 
+def _first_error(stderr: str) -> str:
+    """psql's first ERROR line only: its LINE and CONTEXT lines quote the
+    dump, i.e. stored content, which must not end up in logs or status."""
+    for line in stderr.splitlines():
+        if "ERROR:" in line:
+            return line.strip()[:300]
+    return stderr.strip().splitlines()[-1][:300] if stderr.strip() else "no error output"
+
+
 def restore(database_url: str, source: str) -> None:
     """Replay a backup (path or s3:// URL) into the database in one
     transaction: all or nothing."""
@@ -265,7 +274,7 @@ def restore(database_url: str, source: str) -> None:
             proc.stdin.close()
         stderr = proc.stderr.read().decode(errors="replace")
     if proc.returncode != 0:
-        raise BackupError(f"restore failed ({proc.returncode}): {stderr.strip()}")
+        raise BackupError(f"restore failed ({proc.returncode}): {_first_error(stderr)}")
 
 
 @contextmanager

@@ -132,4 +132,7 @@ def app_container(ctx: Context, name: str, version: str, args: list[str],
         "env": app_env(ctx) + (extra_env or []),
         "volumeMounts": mounts,
         "securityContext": container_security(),
+        # A failed container's last log lines become its termination message,
+        # which the operator quotes in the stack's status.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
     }
