@@ -9,9 +9,9 @@ import base64
 import logging
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from collections.abc import Iterator
 from typing import Any
 
 from pydantic import ValidationError
