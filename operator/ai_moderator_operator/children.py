@@ -31,6 +31,8 @@ MANAGED_SELECTOR = {"app.kubernetes.io/managed-by": MANAGER}
 class ChildCache:
     def __init__(self) -> None:
         self._objects: dict[Key, dict[str, Any]] = {}
+        # (namespace, Secret name) -> stacks whose spec references that Secret.
+        self._references: dict[tuple[str, str], set[str]] = {}
 
     @staticmethod
     def key(obj: dict[str, Any]) -> Key:
@@ -50,3 +52,16 @@ class ChildCache:
         for (_, _, ns, _), obj in list(self._objects.items()):
             if ns == namespace and obj["metadata"].get("labels", {}).get("app.kubernetes.io/instance") == stack:
                 yield obj
+
+    def set_references(self, namespace: str, stack: str, secrets: set[str]) -> None:
+        """Record which user Secrets a stack references (empty when it is gone)."""
+        for key in [k for k, stacks in self._references.items() if k[0] == namespace and stack in stacks]:
+            if key[1] not in secrets:
+                self._references[key].discard(stack)
+                if not self._references[key]:
+                    del self._references[key]
+        for secret in secrets:
+            self._references.setdefault((namespace, secret), set()).add(stack)
+
+    def referencing(self, namespace: str, secret: str) -> set[str]:
+        return set(self._references.get((namespace, secret), ()))

@@ -96,9 +96,22 @@ for _group, _version, _plural, _kind in WATCHED:
                   id=f"watch-{_plural}")(child_event)
 
 
+def _referenced(namespace: str, name: str, **_: Any) -> bool:
+    return bool(STATE.cache.referencing(namespace, name))
+
+
+@kopf.on.event("v1", "secrets", when=_referenced, id="watch-referenced-secrets")
+async def referenced_secret_event(namespace: str, name: str, **_: Any) -> None:
+    """A user's Secret that stacks reference changed (e.g. a rotated database
+    URL): reconcile them now, so the config hash rolls their pods."""
+    for stack in STATE.cache.referencing(namespace, name):
+        STATE.wake((namespace, stack))
+
+
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def stack_event(event: dict[str, Any], name: str, namespace: str, **_: Any) -> None:
     if event.get("type") == "DELETED":
+        STATE.cache.set_references(namespace, name, set())
         STATE.phases.set((namespace, name), None)
         STATE.wakeups.pop((namespace, name), None)
     else:

@@ -191,12 +191,14 @@ class Reconciler:
             self.cache.observe("MODIFIED", applied)
         return merged
 
-    async def _external_values(self, namespace: str, spec: ModerationStackSpec) -> dict[str, str]:
+    async def _external_values(self, namespace: str, stack: str, spec: ModerationStackSpec) -> dict[str, str]:
         """Values of the referenced Secrets the app consumes (they go into the
         config hash); every reference, also those only Jobs use, must resolve.
         A missing one is a clear, retried problem."""
         values: dict[str, str] = {}
-        for where, ref, consumed in _secret_refs(spec):
+        refs = list(_secret_refs(spec))
+        self.cache.set_references(namespace, stack, {ref.name for _, ref, _ in refs})
+        for where, ref, consumed in refs:
             secret = self.cache.get("v1", "Secret", namespace, ref.name) or await self.kube.get(
                 "v1", "Secret", namespace, ref.name)
             if secret is None:
@@ -349,7 +351,7 @@ class Reconciler:
         monitor = await self.capabilities.has_crd("servicemonitors.monitoring.coreos.com")
         base = Context(name, namespace, uid, spec, previous.get("version"), "", keda, monitor)
         try:
-            external = await self._external_values(namespace, spec)
+            external = await self._external_values(namespace, name, spec)
         except Retry as exc:
             empty.problem = ("SecretNotFound", str(exc))
             raise Degraded(derive(empty, previous)) from exc
