@@ -1,5 +1,5 @@
 -- Argo CD health check for moderation.ai-moderator.io/ModerationStack.
--- Ready -> Healthy; Pending/Migrating/Progressing -> Progressing;
+-- Ready -> Healthy; Pending/Migrating/Progressing/Deleting -> Progressing;
 -- Degraded -> Degraded; Paused -> Suspended; a status that has not yet
 -- observed the latest generation -> Progressing.
 local hs = {}
@@ -26,7 +26,7 @@ end
 local phase = obj.status.phase
 if phase == "Ready" then
   hs.status = "Healthy"
-elseif phase == "Pending" or phase == "Migrating" or phase == "Progressing" then
+elseif phase == "Pending" or phase == "Migrating" or phase == "Progressing" or phase == "Deleting" then
   hs.status = "Progressing"
 elseif phase == "Degraded" then
   hs.status = "Degraded"

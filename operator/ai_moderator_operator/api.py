@@ -325,12 +325,12 @@ class BackupStatus(Strict):
     lastVerifyError: str | None = Field(default=None, description="Why it failed.")
 
 
-Phase = Literal["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused"]
+Phase = Literal["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused", "Deleting"]
 
 
 class ModerationStackStatus(Strict):
     observedGeneration: int | None = Field(default=None, description="The generation this status describes.")
-    phase: Phase | None = Field(default=None, description="Pending, Migrating, Progressing, Ready, Degraded or Paused.")
+    phase: Phase | None = Field(default=None, description="Pending, Migrating, Progressing, Ready, Degraded, Paused, or Deleting (waiting for the final backup).")
     version: str | None = Field(default=None, description="Version rolled out to the API and workers.")
     targetVersion: str | None = Field(default=None, description="Version the spec asks for.")
     api: ReplicaStatus | None = None

@@ -21,6 +21,7 @@ from .kube import ApiError, Kube, resource_path
 from .metrics import CONTROLLER, RECONCILE_ERRORS, RECONCILE_TIME, RECONCILE_TOTAL, PhaseBook
 from .naming import PREFIX, Names
 from .reconciler import Capabilities, Degraded, Reconciler, status_patch, transition_event
+from .status import deleting
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
@@ -132,13 +133,17 @@ async def _final_backup(reconciler: Reconciler, body: dict[str, Any]) -> None:
     kube = reconciler.kube
     job = await kube.get("batch/v1", "Job", ctx.namespace, manifest["metadata"]["name"]) or await kube.apply(manifest)
     phase, message, _ = await reconciler.job_outcome(job)
+    if phase == "Succeeded":
+        log.info("final backup of %s/%s done", ctx.namespace, ctx.name)
+        return
     if phase == "Failed":
-        raise kopf.TemporaryError(
-            f"final backup Job {ctx.names.final_backup} failed ({message}); deletion waits. Delete the Job to try "
-            "again, or set spec.backup.finalBackupOnDelete to false to delete without it", delay=30)
-    if phase != "Succeeded":
-        raise kopf.TemporaryError(f"waiting for the final backup Job {ctx.names.final_backup}", delay=2)
-    log.info("final backup of %s/%s done", ctx.namespace, ctx.name)
+        why = (f"the final backup Job {ctx.names.final_backup} failed ({message}); deletion waits: delete the Job "
+               "to try again, or set spec.backup.finalBackupOnDelete to false to delete without it")
+    else:
+        why = f"waiting for the final backup Job {ctx.names.final_backup} before deleting"
+    await _write_status(kube, body, deleting(body.get("status") or {}, why))
+    STATE.phases.set((ctx.namespace, ctx.name), "Deleting")
+    raise kopf.TemporaryError(why, delay=30 if phase == "Failed" else 2)
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="deletion-policy")

@@ -3,7 +3,11 @@ dashboards work unchanged."""
 
 from __future__ import annotations
 
+from typing import get_args
+
 from prometheus_client import Counter, Gauge, Histogram
+
+from .api import Phase
 
 CONTROLLER = "moderationstack"
 
@@ -23,7 +27,7 @@ BACKUP_INTERVAL = Gauge("ai_moderator_backup_interval_seconds",
 API_REQUESTS = Counter("ai_moderator_operator_kube_requests_total", "Requests the operator sent to the API server.",
                        ["verb", "code"])
 
-PHASES = ("Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused")
+PHASES = get_args(Phase)
 
 
 class PhaseBook:

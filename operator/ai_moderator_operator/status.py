@@ -100,6 +100,15 @@ def phase_of(o: Observed) -> tuple[str, str]:
     return "Ready", f"version {o.rolled_out_version} serving: api {o.api.summary}, workers {o.worker.summary}"
 
 
+def deleting(previous: dict[str, Any], message: str) -> dict[str, Any]:
+    """The status of a stack whose deletion waits for its final backup: the
+    last status, with phase Deleting and the reason in the Ready condition."""
+    generation = previous.get("observedGeneration") or 0
+    conditions = [c for c in previous.get("conditions") or [] if c.get("type") != "Ready"]
+    ready = _condition(previous.get("conditions") or [], "Ready", False, "Deleting", message, generation)
+    return {**previous, "phase": "Deleting", "conditions": [ready, *conditions]}
+
+
 def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     conditions_before = previous.get("conditions") or []
     phase, message = phase_of(o)

@@ -266,8 +266,12 @@ def test_a_failing_final_backup_holds_deletion_until_the_user_decides(kubectl: K
         c.get("type") == "Failed" and c.get("status") == "True"
         for c in ((kubectl.get("job", "demo-final-backup", namespace) or {}).get("status") or {}).get("conditions", [])),
         90)
-    time.sleep(3)
-    assert kubectl.get("mstack", "demo", namespace) is not None, "deleted although the final backup failed"
+    stack = wait_until("the stack to say why it waits", lambda: (s := kubectl.get("mstack", "demo", namespace)) and (
+        "failed" in condition(s, "Ready")["message"]) and s, 60)
+    assert stack["status"]["phase"] == "Deleting"
+    waiting = condition(stack, "Ready")
+    assert waiting["reason"] == "Deleting" and "final backup Job demo-final-backup failed" in waiting["message"]
+    assert "finalBackupOnDelete to false" in waiting["message"]
     kubectl.run("patch", "mstack", "demo", "-n", namespace, "--type=merge",
                 "-p", '{"spec":{"backup":{"finalBackupOnDelete":false}}}')
     wait_until("the stack to be deleted", lambda: kubectl.get("mstack", "demo", namespace) is None, 60)

@@ -48,7 +48,7 @@ def stack(phase: str | None, generation: int = 2, observed: int = 2, message: st
 
 @pytest.mark.parametrize(("phase", "expected"), [
     ("Ready", "Healthy"), ("Migrating", "Progressing"), ("Progressing", "Progressing"), ("Pending", "Progressing"),
-    ("Degraded", "Degraded"), ("Paused", "Suspended"),
+    ("Degraded", "Degraded"), ("Paused", "Suspended"), ("Deleting", "Progressing"),
 ])
 def test_phase_maps_to_argocd_health(phase: str, expected: str) -> None:
     assert health(stack(phase, message=f"{phase} here")) == (expected, f"{phase} here")
