@@ -144,3 +144,16 @@ def test_verify_of_a_corrupt_backup_fails_and_cleans_up(source: dict[str, str], 
     empty = run_cli("verify-backup", "--from", str(tmp_path / "empty"), env=source, check=False)
     assert empty.returncode == 1 and "no backups in" in empty.stderr
     assert scratch_databases() == set()
+
+
+def test_a_failing_restore_rolls_back_and_does_not_quote_the_dump(source: dict[str, str], tmp_path: Path) -> None:
+    import gzip
+
+    bad = tmp_path / "db-backup-20261126T030000Z.sql.gz"
+    with gzip.open(bad, "wt") as dump:
+        dump.write("DELETE FROM content;\nINSERT INTO content (id, text) VALUES ('not-a-uuid', 'private words');\n")
+    before = counts(source["DATABASE_URL"])
+    result = run_cli("restore", "--from", str(bad), env=source, check=False)
+    assert result.returncode == 1 and "restore failed" in result.stderr and "ERROR:" in result.stderr
+    assert "private words" not in result.stderr
+    assert counts(source["DATABASE_URL"]) == before  # the DELETE was rolled back with the failed INSERT

@@ -9,6 +9,7 @@ import gzip
 import os
 import shutil
 import subprocess
+import tempfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,7 +176,9 @@ class _CompressedDump:
 
     def __init__(self, database_url: str) -> None:
         cmd = [_tool("pg_dump"), "--clean", "--if-exists", "--no-owner", "--no-privileges"]
-        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # stderr to a file, not a pipe: nobody reads it until the end, and a full pipe would stall pg_dump.
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr,
                                       env=libpq_env(database_url))
         self._zip = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip framing
         self._pending = b""
@@ -197,15 +200,16 @@ class _CompressedDump:
         return out
 
     def _finish(self) -> None:
-        assert self._proc.stderr is not None
-        stderr = self._proc.stderr.read().decode(errors="replace")
         if self._proc.wait() != 0:
+            self._stderr.seek(0)
+            stderr = self._stderr.read().decode(errors="replace")
             raise BackupError(f"pg_dump failed ({self._proc.returncode}): {stderr.strip()}")
 
     def close(self) -> None:
         if self._proc.poll() is None:
             self._proc.kill()
         self._proc.wait()
+        self._stderr.close()
 
 
 def backup(database_url: str, location: str) -> str:
@@ -258,10 +262,11 @@ def restore(database_url: str, source: str) -> None:
     transaction: all or nothing."""
     store, name = split_location(source)
     cmd = [_tool("psql"), "--quiet", "--no-psqlrc", "--single-transaction", "-v", "ON_ERROR_STOP=1", "--file=-"]
-    with store.open(name) as raw, subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # psql's stderr (a NOTICE per dropped-if-exists object) goes to a file: a full pipe would stall it.
+    with store.open(name) as raw, tempfile.TemporaryFile() as stderr_file, subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr_file,
             env=libpq_env(database_url)) as proc:
-        assert proc.stdin is not None and proc.stderr is not None
+        assert proc.stdin is not None
         try:
             with gzip.GzipFile(fileobj=raw, mode="rb") as dump:
                 shutil.copyfileobj(dump, proc.stdin, CHUNK)
@@ -272,7 +277,9 @@ def restore(database_url: str, source: str) -> None:
             raise BackupError(f"cannot read backup {source}: {exc}") from exc
         finally:
             proc.stdin.close()
-        stderr = proc.stderr.read().decode(errors="replace")
+        proc.wait()
+        stderr_file.seek(0)
+        stderr = stderr_file.read().decode(errors="replace")
     if proc.returncode != 0:
         raise BackupError(f"restore failed ({proc.returncode}): {_first_error(stderr)}")
 
