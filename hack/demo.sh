@@ -39,6 +39,12 @@ log "applying examples/moderationstack.yaml"
 if ! "${KUBECTL[@]}" wait -n moderation mstack/demo --for=jsonpath='{.status.phase}'=Ready --timeout=120s >/dev/null; then
   log "the stack did not become Ready; operator log:"; tail -n 30 "$STATE/operator.log" >&2; exit 1
 fi
+log "an on-demand backup (annotation moderation.ai-moderator.io/backup-now)"
+"${KUBECTL[@]}" annotate -n moderation mstack/demo --overwrite "moderation.ai-moderator.io/backup-now=$(date +%s)" >/dev/null
+if ! "${KUBECTL[@]}" wait -n moderation mstack/demo --for=condition=BackupSucceeded --timeout=60s >/dev/null; then
+  log "the backup did not succeed; operator log:"; tail -n 30 "$STATE/operator.log" >&2; exit 1
+fi
+"${KUBECTL[@]}" get -n moderation mstack/demo -o jsonpath='{.status.backup}'; echo
 log "kubectl get moderationstacks -A"
 "${KUBECTL[@]}" get moderationstacks -A -o wide
 log "children of moderation/demo"

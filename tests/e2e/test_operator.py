@@ -31,7 +31,8 @@ def test_example_stack_becomes_ready_with_every_child(kubectl: Kubectl, namespac
     expected = {("secret", "demo-app"), ("configmap", "demo-policy"), ("deployment", "demo-api"),
                 ("service", "demo-api"), ("poddisruptionbudget", "demo-api"), ("deployment", "demo-worker"),
                 ("statefulset", "demo-postgres"), ("service", "demo-postgres"), ("statefulset", "demo-redis"),
-                ("service", "demo-redis"), ("cronjob", "demo-backup"), ("cronjob", "demo-cleanup"),
+                ("service", "demo-redis"), ("cronjob", "demo-backup"), ("cronjob", "demo-backup-verify"),
+                ("cronjob", "demo-cleanup"),
                 ("persistentvolumeclaim", "demo-backups")}
     for kind, name in expected:
         obj = child(kubectl, kind, name, namespace)
