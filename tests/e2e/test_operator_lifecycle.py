@@ -138,7 +138,7 @@ def test_restore_holds_the_api_out_of_service_then_brings_it_back(kubectl: Kubec
         "phase") == "Succeeded" and s, 60)
     [job] = kubectl.items("jobs", namespace, f"{COMPONENT}=restore")
     assert job["spec"]["template"]["spec"]["containers"][0]["args"] == [
-        "restore", "--from", "/backups/db-backup-20261126T030000Z.sql.gz"]
+        "restore", "--from", "/backups/db-backup-20261126T030000Z.sql.gz", "--migrate"]
     assert stack["status"]["restore"]["job"] == job["metadata"]["name"]
     stack = ready(kubectl, namespace)
     assert stack["status"]["api"]["summary"] == "2/2"

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from servers import fresh_database, free_port, required_env, run_cli
-from test_durability_postgres import counts
+from test_durability_postgres import counts, execute
 
 pytestmark = [pytest.mark.postgres]
 OLD = "db-backup-20200101T030000Z.sql.gz"
@@ -157,3 +157,20 @@ def test_a_failing_restore_rolls_back_and_does_not_quote_the_dump(source: dict[s
     assert result.returncode == 1 and "restore failed" in result.stderr and "ERROR:" in result.stderr
     assert "private words" not in result.stderr
     assert counts(source["DATABASE_URL"]) == before  # the DELETE was rolled back with the failed INSERT
+
+
+def test_restore_with_migrate_brings_an_older_backup_to_the_running_schema(tmp_path: Path) -> None:
+    """The operator's restore Job passes --migrate: a backup taken before a
+    migration must come back with the schema the running image expects."""
+    with fresh_database() as old, fresh_database() as target:
+        execute(old, "CREATE TABLE legacy_note (id int PRIMARY KEY, body text); INSERT INTO legacy_note VALUES (1, 'x')")
+        run_cli("backup", "--to", str(tmp_path), env={"DATABASE_URL": old})
+        [dump] = list(tmp_path.glob("db-backup-*.sql.gz"))
+        out = run_cli("restore", "--from", str(dump), "--migrate", env={"DATABASE_URL": target}).stdout
+        assert "schema at revision 0001" in out
+        engine = create_engine(target)
+        with engine.connect() as conn:
+            tables = set(conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).scalars())
+        engine.dispose()
+        assert {"legacy_note", "content", "moderation_result", "alembic_version"} <= tables

@@ -136,7 +136,7 @@ def test_s3_backups_get_credentials_from_the_secret_and_no_volume() -> None:
     assert backup_args(with_prefix)[:3] == ["backup", "--to", "s3://moderation-backups/team-a/mod"]
     restore = restore_job(with_prefix, "1.0.0", "db-backup-20261126T030000Z.sql.gz")
     assert _job_pod(restore)["containers"][0]["args"] == [
-        "restore", "--from", "s3://moderation-backups/team-a/mod/db-backup-20261126T030000Z.sql.gz"]
+        "restore", "--from", "s3://moderation-backups/team-a/mod/db-backup-20261126T030000Z.sql.gz", "--migrate"]
 
 
 def test_verify_cronjob_follows_its_own_schedule_and_scratch_database() -> None:

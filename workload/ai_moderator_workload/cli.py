@@ -89,8 +89,14 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from .backup import restore
 
-    restore(_settings().database_url, args.source)
+    settings = _settings()
+    restore(settings.database_url, args.source)
     print(f"restored {args.source}")
+    if args.migrate:
+        from .db.migrate import migrate
+
+        # A backup from an older version holds an older schema: bring it to what this image runs.
+        print(f"schema at revision {migrate(settings)}")
     return 0
 
 
@@ -161,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rs = sub.add_parser("restore", help="restore a backup made by `backup` into DATABASE_URL")
     rs.add_argument("--from", dest="source", required=True, help="backup file path or s3://bucket/key")
+    rs.add_argument("--migrate", action="store_true", help="then upgrade the restored schema to this version's")
     rs.set_defaults(func=cmd_restore)
 
     vb = sub.add_parser("verify-backup", help="restore the newest backup into a scratch database and check it "

@@ -118,9 +118,11 @@ def _backup_job_spec(ctx: Context, version: str, component: str, args: list[str]
 
 
 def restore_job(ctx: Context, version: str, backup_file: str) -> Manifest:
-    """`ai-moderator restore` of one backup; one Job per file asked for."""
+    """`ai-moderator restore --migrate` of one backup (a backup taken by an
+    older version is upgraded to the running one); one Job per file asked for."""
     name = f"{ctx.name}-restore-{digest(backup_file, length=8)}"
-    spec = _backup_job_spec(ctx, version, "restore", ["restore", "--from", f"{backup_location(ctx)}/{backup_file}"])
+    args = ["restore", "--from", f"{backup_location(ctx)}/{backup_file}", "--migrate"]
+    spec = _backup_job_spec(ctx, version, "restore", args)
     spec["backoffLimit"] = 0  # a failed restore is for a human to look at, not to repeat
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "restore", version), "spec": spec}
 
