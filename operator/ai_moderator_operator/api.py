@@ -46,7 +46,20 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-Quantity = Annotated[int | str, Field(description="A Kubernetes quantity, e.g. 500m, 1, 512Mi, 2Gi.")]
+# Kubernetes' own quantity syntax (resource.Quantity): checked at admission so
+# that a typo is rejected there, not by the API server when the operator
+# applies a Deployment or claim built from it.
+QUANTITY_REGEX = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+
+
+def _check_quantity(value: int | str) -> int | str:
+    if isinstance(value, str) and not re.match(QUANTITY_REGEX, value):
+        raise ValueError(f"{value!r} is not a Kubernetes quantity such as 500m, 1, 512Mi or 2Gi")
+    return value
+
+
+Quantity = Annotated[int | str, AfterValidator(_check_quantity), Field(
+    description="A Kubernetes quantity, e.g. 500m, 1, 512Mi, 2Gi.", json_schema_extra={"pattern": QUANTITY_REGEX})]
 Cron = Annotated[str, AfterValidator(_check_cron), Field(
     min_length=1, max_length=100, description="Standard 5-field cron expression (e.g. \"0 3 * * *\") or @daily-style macro.",
     json_schema_extra={"x-kubernetes-validations": [{"rule": f"self.matches(r'{CRON_REGEX}')",

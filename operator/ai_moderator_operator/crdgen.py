@@ -36,8 +36,8 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         rest = {k: v for k, v in schema.items() if k != "anyOf"}
         if sorted(o.get("type", "") for o in options) == ["integer", "string"]:
             node = {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
-            if "description" in rest:
-                node["description"] = rest["description"]
+            # A pattern constrains only the string form, as in Kubernetes' own CRDs.
+            node.update({k: rest[k] for k in ("description", "pattern") if k in rest})
             return node
         if len(options) != 1:
             raise ValueError(f"cannot express anyOf {options} in a structural schema")

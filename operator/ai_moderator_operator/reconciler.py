@@ -36,6 +36,21 @@ class Retry(Exception):
     """The stack cannot converge yet (e.g. a referenced Secret is missing)."""
 
 
+class Rejected(Exception):
+    """The API server refused a child built from the spec: something the CRD
+    schema cannot check (say, a label value in nodeSelector)."""
+
+
+async def _apply(kube: Kube, manifest: dict[str, Any]) -> dict[str, Any]:
+    try:
+        return await kube.apply(manifest)
+    except ApiError as exc:
+        if exc.status in (400, 422):
+            meta = manifest["metadata"]
+            raise Rejected(f"the API server rejected {manifest['kind']} {meta['name']}: {exc.message}") from exc
+        raise
+
+
 @dataclass
 class Capabilities:
     """Optional APIs in the cluster (KEDA, Prometheus Operator), checked at most once a minute."""
@@ -147,7 +162,7 @@ class Reconciler:
         live = await self._live(manifest)
         if live is not None and contains(live, manifest):
             return live
-        applied = await self.kube.apply(manifest)
+        applied = await _apply(self.kube, manifest)
         self.cache.observe("MODIFIED", applied)
         log.info("applied %s %s/%s", manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"],
                  extra={"kind": manifest["kind"], "child": manifest["metadata"]["name"], "new": live is None})
@@ -159,7 +174,7 @@ class Reconciler:
         live = await self._live(manifest)
         if live is not None:
             return live
-        created = await self.kube.apply(manifest)
+        created = await _apply(self.kube, manifest)
         self.cache.observe("ADDED", created)
         log.info("created %s %s/%s", manifest["kind"], manifest["metadata"]["namespace"],
                  manifest["metadata"]["name"], extra={"kind": manifest["kind"], "child": manifest["metadata"]["name"]})
@@ -227,7 +242,7 @@ class Reconciler:
         if job is None:
             manifest = migration_job(ctx, target)
             manifest["metadata"]["name"] = job_name
-            job = await self.kube.apply(manifest)
+            job = await _apply(self.kube, manifest)
             self.cache.observe("ADDED", job)
         phase, message, completed = await self.job_outcome(job)
         observed.migration = {"job": job_name, "phase": phase, "targetVersion": target}
@@ -359,27 +374,34 @@ class Reconciler:
         config_hash = digest(sorted(generated.items()), sorted(external.items()), policy_yaml(base))
         ctx = replace(base, config_hash=config_hash)
         observed = Observed(generation, spec.version, None, Workload(), Workload(), False, endpoint)
-        # Data services and configuration first: the migration needs them.
-        # The app's children follow once the version to run is decided, so a
-        # Deployment is only ever applied with that version.
-        await asyncio.gather(*(self.ensure(m) for m in desired_children(replace(ctx, rolled_out_version=None))))
-        rolled = await self._migrate(ctx, previous, annotations, observed)
-        restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
-        hold = False
-        if restore_request and rolled is not None:
-            observed.restore = await self._restore_state(ctx, rolled, restore_request, previous.get("restore"))
-            hold = observed.restore.get("phase") == "Running"
-        ctx = replace(ctx, rolled_out_version=rolled, hold_app=hold)
-        desired = desired_children(ctx)
-        await asyncio.gather(*(self.ensure(m) for m in desired))
-        if hold:
-            await self._start_restore(ctx, rolled, restore_request)
-        elif observed.restore is None and previous.get("restore"):
-            observed.restore = previous["restore"]
-        request = annotations.get(BACKUP_NOW_ANNOTATION)
-        if request and spec.backup is not None and rolled is not None:
-            await self.ensure_once(backup_now_job(ctx, rolled, request))
-        await self._prune(ctx, desired)
+        try:
+            # Data services and configuration first: the migration needs them.
+            # The app's children follow once the version to run is decided, so a
+            # Deployment is only ever applied with that version.
+            await asyncio.gather(*(self.ensure(m) for m in desired_children(replace(ctx, rolled_out_version=None))))
+            rolled = await self._migrate(ctx, previous, annotations, observed)
+            restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
+            hold = False
+            if restore_request and rolled is not None:
+                observed.restore = await self._restore_state(ctx, rolled, restore_request, previous.get("restore"))
+                hold = observed.restore.get("phase") == "Running"
+            ctx = replace(ctx, rolled_out_version=rolled, hold_app=hold)
+            desired = desired_children(ctx)
+            await asyncio.gather(*(self.ensure(m) for m in desired))
+            if hold:
+                await self._start_restore(ctx, rolled, restore_request)
+            elif observed.restore is None and previous.get("restore"):
+                observed.restore = previous["restore"]
+            request = annotations.get(BACKUP_NOW_ANNOTATION)
+            if request and spec.backup is not None and rolled is not None:
+                await self.ensure_once(backup_now_job(ctx, rolled, request))
+            await self._prune(ctx, desired)
+        except Rejected as exc:
+            observed.problem = ("ChildRejected", str(exc))
+            observed.rolled_out_version = previous.get("version")
+            observed.api = self._workload(namespace, names.api)
+            observed.worker = self._workload(namespace, names.worker)
+            raise Degraded(derive(observed, previous)) from exc
         observed.rolled_out_version = rolled
         observed.api = self._workload(namespace, names.api)
         observed.worker = self._workload(namespace, names.worker)

@@ -209,6 +209,7 @@ INVALID = [
     ({"api": {"ingress": {"enabled": True}}}, "ingress.host is required"),
     ({"policy": {"thresholds": {"spam": 0.5}}}, "keys must be among"),
     ({"worker": {"concurrency": 0}}, "concurrency"),
+    ({"api": {"resources": {"requests": {"cpu": "lots"}}}}, "spec.api.resources.requests.cpu in body should match"),
     ({"api": {"replicas": 2, "replica": 3}}, "replica"),
 ]
 

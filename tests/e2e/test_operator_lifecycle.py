@@ -303,3 +303,15 @@ def test_a_rotated_external_secret_rolls_the_pods_and_keeps_a_manual_restart(kub
             kubectl, namespace, deployment)[CONFIG_HASH] != hashes[deployment], 15)
     assert _template_annotations(kubectl, namespace, "demo-api")["kubectl.kubernetes.io/restartedAt"] == restarted
     ready(kubectl, namespace)
+
+
+def test_a_child_the_api_server_refuses_degrades_the_stack_until_fixed(kubectl: Kubectl, namespace: str,
+                                                                        operator) -> None:
+    # Label values cannot contain spaces; the CRD does not check nodeSelector, the API server does.
+    kubectl.apply(example(namespace, nodeSelector={"type": "kwok node"}))
+    stack = wait_phase(kubectl, namespace, "Degraded")
+    degraded = condition(stack, "Degraded")
+    assert degraded["reason"] == "ChildRejected"
+    assert "the API server rejected" in degraded["message"] and "kwok node" in degraded["message"]
+    kubectl.apply(example(namespace, nodeSelector={"type": "kwok"}))  # the label of the kwok node
+    ready(kubectl, namespace, timeout=90)
