@@ -383,6 +383,7 @@ class Reconciler:
             restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
             hold = False
             if restore_request and rolled is not None:
+                observed.restore_requested = True
                 observed.restore = await self._restore_state(ctx, rolled, restore_request, previous.get("restore"))
                 hold = observed.restore.get("phase") == "Running"
             ctx = replace(ctx, rolled_out_version=rolled, hold_app=hold)

@@ -66,6 +66,7 @@ class Observed:
     backup: dict[str, Any] | None = None
     backup_failed: bool = False
     restore: dict[str, Any] | None = None
+    restore_requested: bool = False  # a failed restore degrades the stack only while it is still asked for
 
 
 def _condition(previous: list[dict[str, Any]], ctype: str, ok: bool, reason: str, message: str,
@@ -90,7 +91,7 @@ def phase_of(o: Observed) -> tuple[str, str]:
         return "Migrating", f"migrating the database schema for {o.target_version}"
     if o.restore is not None and o.restore.get("phase") == "Running":
         return "Progressing", f"restoring backup {o.restore.get('request')}; the API is held out of service"
-    if o.restore is not None and o.restore.get("phase") == "Failed":
+    if o.restore is not None and o.restore.get("phase") == "Failed" and o.restore_requested:
         return "Degraded", f"restore of {o.restore.get('request')} failed: {o.restore.get('message', '')}"
     if o.rolled_out_version is None:
         return "Pending", "waiting for the first migration"

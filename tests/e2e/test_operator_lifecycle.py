@@ -315,3 +315,19 @@ def test_a_child_the_api_server_refuses_degrades_the_stack_until_fixed(kubectl: 
     assert "the API server rejected" in degraded["message"] and "kwok node" in degraded["message"]
     kubectl.apply(example(namespace, nodeSelector={"type": "kwok"}))  # the label of the kwok node
     ready(kubectl, namespace, timeout=90)
+
+
+def test_a_failed_restore_degrades_until_the_request_is_withdrawn(kubectl: Kubectl, namespace: str,
+                                                                   operator) -> None:
+    kubectl.apply(example(namespace, version="0.1.0-fail-restore"))  # `ai-moderator restore` exits 1 in this image
+    ready(kubectl, namespace)
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace,
+                "moderation.ai-moderator.io/restore=db-backup-20261126T030000Z.sql.gz")
+    stack = wait_phase(kubectl, namespace, "Degraded")
+    assert stack["status"]["restore"]["phase"] == "Failed"
+    assert "simulated failure" in condition(stack, "Ready")["message"]
+    assert len(kubectl.items("jobs", namespace, f"{COMPONENT}=restore")) == 1  # not retried
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/restore-")
+    stack = ready(kubectl, namespace)
+    assert stack["status"]["restore"]["phase"] == "Failed"  # the record stays
+    assert stack["status"]["api"]["summary"] == "2/2"
