@@ -36,6 +36,12 @@ def _check_cron(value: str) -> str:
     return value
 
 
+TimeZone = Annotated[str | None, Field(
+    min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*$",
+    description="IANA time zone of the schedules, e.g. Europe/Berlin (the controller manager's zone, "
+                "usually UTC, when unset).")]
+
+
 def cel(*rules: tuple[str, str]) -> ConfigDict:
     """Model config carrying CEL validation rules (rule, message) into the CRD."""
     return ConfigDict(extra="forbid", populate_by_name=True,
@@ -241,6 +247,7 @@ class BackupVerify(Strict):
 
 class BackupSpec(Strict):
     schedule: Cron = Field(description="When to back up, e.g. \"0 3 * * *\".")
+    timeZone: TimeZone = None
     suspend: bool = Field(default=False, description="Pause scheduled backups.")
     retention: BackupRetention | None = Field(default=None, description="Which backups to keep. Default: 30 days.")
     storage: BackupStorage | None = Field(default=None, description="Where backups go. Default: a PVC.")
@@ -256,6 +263,7 @@ class BackupSpec(Strict):
 class CleanupSpec(Strict):
     enabled: bool = Field(default=True, description="Run the retention cleanup CronJob. Default true.")
     schedule: Cron = Field(default="30 2 * * *", description="When to delete old content. Default \"30 2 * * *\".")
+    timeZone: TimeZone = None
     retentionDays: int = Field(default=90, ge=1, le=36_500, description="Keep content this many days. Default 90.")
 
 

@@ -237,6 +237,7 @@ INVALID_LIFECYCLE = [
     (_backup(storage={"s3": {**S3, "bucket": "Moderation_Backups"}}), "spec.backup.storage.s3.bucket"),
     (_backup(restoreFrom="../../etc/passwd"), "spec.backup.restoreFrom"),
     (_backup(finalBackupOnDelete="yes"), "spec.backup.finalBackupOnDelete"),
+    (_backup(timeZone="UTC +1"), "spec.backup.timeZone"),
     ({"deletionPolicy": "Maybe"}, 'supported values: "Retain", "Delete"'),
 ]
 

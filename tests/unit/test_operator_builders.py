@@ -151,6 +151,17 @@ def test_verify_cronjob_follows_its_own_schedule_and_scratch_database() -> None:
     assert ("CronJob", "shop-backup-verify") not in by_kind(desired_children(ctx(backup={"schedule": "0 3 * * *"})))
 
 
+def test_schedules_run_in_the_time_zone_asked_for() -> None:
+    stack = ctx(backup={"schedule": "0 3 * * *", "timeZone": "Europe/Berlin", "verify": {"schedule": "0 5 1 * *"}},
+                cleanup={"timeZone": "America/New_York"})
+    crons = {name: c for (kind, name), c in by_kind(desired_children(stack)).items() if kind == "CronJob"}
+    assert crons["shop-backup"]["spec"]["timeZone"] == "Europe/Berlin"
+    assert crons["shop-backup-verify"]["spec"]["timeZone"] == "Europe/Berlin"
+    assert crons["shop-cleanup"]["spec"]["timeZone"] == "America/New_York"
+    plain = by_kind(desired_children(ctx(backup={"schedule": "0 3 * * *"})))[("CronJob", "shop-backup")]
+    assert "timeZone" not in plain["spec"]
+
+
 def test_final_backup_job_outlives_the_stack() -> None:
     job = final_backup_job(ctx(backup={"schedule": "0 3 * * *", "finalBackupOnDelete": True}), "1.0.0")
     assert job["metadata"]["name"] == "shop-final-backup"

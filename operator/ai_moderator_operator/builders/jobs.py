@@ -35,13 +35,16 @@ def migration_job(ctx: Context, version: str) -> Manifest:
             "spec": _job_spec(ctx, "migration", version, ["migrate"], backoff=2, deadline=900)}
 
 
-def _cronjob(ctx: Context, name: str, component: str, version: str, schedule: str, suspend: bool,
-             job_spec: dict[str, Any]) -> Manifest:
+def _cronjob(ctx: Context, name: str, component: str, version: str, schedule: str, time_zone: str | None,
+             suspend: bool, job_spec: dict[str, Any]) -> Manifest:
+    spec: dict[str, Any] = {
+        "schedule": schedule, "suspend": suspend, "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": 3600, "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
+        "jobTemplate": {"metadata": {"labels": metadata(ctx, name, component, version)["labels"]}, "spec": job_spec}}
+    if time_zone:
+        spec["timeZone"] = time_zone
     return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": metadata(ctx, name, component, version),
-            "spec": {"schedule": schedule, "suspend": suspend, "concurrencyPolicy": "Forbid",
-                     "startingDeadlineSeconds": 3600, "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
-                     "jobTemplate": {"metadata": {"labels": metadata(ctx, name, component, version)["labels"]},
-                                     "spec": job_spec}}}
+            "spec": spec}
 
 
 def cleanup_cronjob(ctx: Context, version: str) -> Manifest | None:
@@ -50,7 +53,7 @@ def cleanup_cronjob(ctx: Context, version: str) -> Manifest | None:
         return None
     spec = _job_spec(ctx, "cleanup", version, ["cleanup", "--older-than", f"{cleanup.retentionDays}d"],
                      backoff=3, deadline=6 * 3600)
-    return _cronjob(ctx, ctx.names.cleanup, "cleanup", version, cleanup.schedule, False, spec)
+    return _cronjob(ctx, ctx.names.cleanup, "cleanup", version, cleanup.schedule, cleanup.timeZone, False, spec)
 
 
 def _s3(ctx: Context) -> S3Storage | None:
@@ -132,7 +135,7 @@ def backup_cronjob(ctx: Context, version: str) -> Manifest | None:
     if backup is None:
         return None
     spec = _backup_job_spec(ctx, version, "backup", backup_args(ctx))
-    return _cronjob(ctx, ctx.names.backup, "backup", version, backup.schedule, backup.suspend, spec)
+    return _cronjob(ctx, ctx.names.backup, "backup", version, backup.schedule, backup.timeZone, backup.suspend, spec)
 
 
 def verify_cronjob(ctx: Context, version: str) -> Manifest | None:
@@ -144,7 +147,9 @@ def verify_cronjob(ctx: Context, version: str) -> Manifest | None:
     env = [secret_env("SCRATCH_DATABASE_URL", ref.name, ref.key)] if ref else []
     spec = _backup_job_spec(ctx, version, VERIFY_COMPONENT, ["verify-backup", "--from", backup_location(ctx)], env)
     spec["backoffLimit"] = 0  # a failed check is the finding; repeating it only delays the report
-    return _cronjob(ctx, ctx.names.backup_verify, VERIFY_COMPONENT, version, verify.schedule, verify.suspend, spec)
+    time_zone = ctx.spec.backup.timeZone if ctx.spec.backup else None
+    return _cronjob(ctx, ctx.names.backup_verify, VERIFY_COMPONENT, version, verify.schedule, time_zone,
+                    verify.suspend, spec)
 
 
 def backup_now_job(ctx: Context, version: str, request: str) -> Manifest:
