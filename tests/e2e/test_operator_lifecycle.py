@@ -316,6 +316,14 @@ def test_a_child_the_api_server_refuses_degrades_the_stack_until_fixed(kubectl: 
     kubectl.apply(example(namespace, nodeSelector={"type": "kwok"}))  # the label of the kwok node
     ready(kubectl, namespace, timeout=90)
 
+    backup = {"schedule": "0 3 * * *", "timeZone": "Mars/Olympus"}  # well-formed, but no such zone
+    kubectl.apply(example(namespace, backup=backup))
+    stack = wait_phase(kubectl, namespace, "Degraded")
+    assert "unknown time zone Mars/Olympus" in condition(stack, "Degraded")["message"]
+    kubectl.apply(example(namespace, backup={**backup, "timeZone": "Europe/Berlin"}))
+    ready(kubectl, namespace)
+    assert kubectl.get("cronjob", "demo-backup", namespace)["spec"]["timeZone"] == "Europe/Berlin"
+
 
 def test_a_failed_restore_degrades_until_the_request_is_withdrawn(kubectl: Kubectl, namespace: str,
                                                                    operator) -> None:
