@@ -14,6 +14,7 @@ RETRY_MIGRATION_ANNOTATION = f"{PREFIX}/retry-migration"
 BACKUP_NOW_ANNOTATION = f"{PREFIX}/backup-now"
 RESTORE_ANNOTATION = f"{PREFIX}/restore"
 APP_NAME = "ai-moderator"
+COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
 def labels(stack: str, component: str | None, version: str | None = None) -> dict[str, str]:
@@ -23,7 +24,7 @@ def labels(stack: str, component: str | None, version: str | None = None) -> dic
         "app.kubernetes.io/managed-by": MANAGER,
     }
     if component:
-        result["app.kubernetes.io/component"] = component
+        result[COMPONENT_LABEL] = component
     if version:
         result["app.kubernetes.io/version"] = version[:63]
     return result

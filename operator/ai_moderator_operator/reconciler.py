@@ -24,8 +24,8 @@ from .diff import contains
 from .kube import ApiError, Kube
 from .metrics import BACKUP_INTERVAL, LAST_BACKUP_SUCCESS, LAST_VERIFY_SUCCESS, MIGRATION_DURATION
 from .schedule import interval_seconds
-from .naming import (BACKUP_NOW_ANNOTATION, PAUSED_ANNOTATION, RESTORE_ANNOTATION, RETRY_MIGRATION_ANNOTATION, Names,
-                     digest)
+from .naming import (BACKUP_NOW_ANNOTATION, COMPONENT_LABEL, PAUSED_ANNOTATION, RESTORE_ANNOTATION,
+                     RETRY_MIGRATION_ANNOTATION, Names, digest)
 from .status import Observed, Workload, derive, now_iso
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,15 @@ def _secret_refs(spec: ModerationStackSpec) -> Iterator[tuple[str, SecretKeyRef,
         yield "spec.backup.verify.scratchDatabaseSecretRef", backup.verify.scratchDatabaseSecretRef, False
 
 
+def _true_conditions(job: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["type"]: c for c in (job.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+
+
 def job_state(job: dict[str, Any]) -> tuple[str, str, str | None]:
-    """(phase, message, finish time) of a Job."""
-    status = job.get("status") or {}
-    conditions = {c["type"]: c for c in status.get("conditions") or [] if c.get("status") == "True"}
+    """(phase, message, completion time of a successful Job) of a Job."""
+    conditions = _true_conditions(job)
     if "Complete" in conditions:
-        return "Succeeded", "", status.get("completionTime")
+        return "Succeeded", "", (job.get("status") or {}).get("completionTime")
     if "Failed" in conditions:
         c = conditions["Failed"]
         return "Failed", f"{c.get('reason', 'Failed')}: {c.get('message', '')}".strip(": "), None
@@ -101,9 +104,9 @@ def job_state(job: dict[str, Any]) -> tuple[str, str, str | None]:
 
 
 def _finished_at(job: dict[str, Any]) -> str:
-    status = job.get("status") or {}
-    failed = [c for c in status.get("conditions") or [] if c.get("type") == "Failed" and c.get("status") == "True"]
-    return status.get("completionTime") or (failed[0].get("lastTransitionTime", "") if failed else "")
+    """When a Job succeeded or failed ("" while it runs)."""
+    failed = _true_conditions(job).get("Failed") or {}
+    return (job.get("status") or {}).get("completionTime") or failed.get("lastTransitionTime", "")
 
 
 def last_failed_attempt(pods: list[dict[str, Any]]) -> str:
@@ -295,11 +298,13 @@ class Reconciler:
         cron = self.cache.get("batch/v1", "CronJob", ctx.namespace, ctx.names.backup)
         if cron and (cron.get("status") or {}).get("lastScheduleTime"):
             result["lastScheduleTime"] = cron["status"]["lastScheduleTime"]
-        jobs = sorted((o for o in self.cache.owned_by(ctx.namespace, ctx.name) if o["kind"] == "Job"),
+        # Only backup and test-restore Jobs: a failed one costs a read of its pods.
+        jobs = sorted((o for o in self.cache.owned_by(ctx.namespace, ctx.name) if o["kind"] == "Job"
+                       and o["metadata"].get("labels", {}).get(COMPONENT_LABEL) in ("backup", VERIFY_COMPONENT)),
                       key=_finished_at)
         failed: bool | None = None
         for job in jobs:
-            component = job["metadata"].get("labels", {}).get("app.kubernetes.io/component")
+            component = job["metadata"]["labels"][COMPONENT_LABEL]
             phase, message, completed = await self.job_outcome(job)
             if phase == "Running":
                 continue
@@ -332,7 +337,7 @@ class Reconciler:
                 await self.kube.delete(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
                 self.cache.observe("DELETED", obj)
         jobs = sorted((o for o in self.cache.owned_by(ctx.namespace, ctx.name) if o["kind"] == "Job"
-                       and o["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "migration"),
+                       and o["metadata"].get("labels", {}).get(COMPONENT_LABEL) == "migration"),
                       key=lambda j: j["metadata"].get("creationTimestamp", ""))
         for job in jobs[:-3]:  # keep the last three migration Jobs for inspection
             meta = job["metadata"]
