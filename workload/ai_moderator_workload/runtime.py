@@ -9,7 +9,6 @@ from functools import cached_property
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db.session import get_engine, session_factory
-from .engine.model import profanity_model
 from .engine.pipeline import Engine
 from .engine.policy import load_policy
 from .settings import Settings
@@ -25,7 +24,9 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        return Engine(load_policy(self.settings.policy_file), profanity_model())
+        engine = Engine(load_policy(self.settings.policy_file))
+        engine.warm_up()
+        return engine
 
     def pool_used(self) -> float:
         return float(get_engine(self.settings).pool.checkedout())  # type: ignore[attr-defined]

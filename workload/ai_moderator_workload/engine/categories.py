@@ -34,3 +34,4 @@ PARENTS: Final[dict[str, str]] = {
     "sexual/minors": "sexual",
     "violence/graphic": "violence",
 }
+

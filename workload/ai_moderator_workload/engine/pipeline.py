@@ -1,24 +1,30 @@
-"""The moderation pipeline: allowlist masking, the profanity model, the
-project's rules and the policy's blocklist, combined into one decision per text."""
+"""The moderation engine: allowlist masking, windows, the learned stages and
+the policy's blocklist and thresholds, combined into one decision per text.
+
+Profiles (policy `engine`):
+- fast: the fast stage alone (static embeddings, profanity, rules).
+- accurate: the accurate stage alone (MiniLM, Jigsaw BiLSTM, profanity, rules).
+- cascade (default): the fast stage scores everything; a text whose fast
+  score for some category reaches that category's gate also goes through the
+  accurate stage, whose scores then replace the fast ones. Gates are set in
+  training so the fast stage lets through almost every dev-set positive."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .categories import CATEGORIES, IMPLIES, PARENTS
+from .categories import CATEGORIES
+from .features import Featurizer, Stage
 from .policy import Policy
-from .rules import RuleSet, Span, builtin_rules, phrase_pattern
-
-
-class BatchModel(Protocol):
-    version: str
-
-    def predict(self, texts: Sequence[str]) -> np.ndarray: ...
+from .rules import Span, phrase_pattern
+from .scoring import consistent
+from .weights import Trained, load_trained
+from .windows import windows
 
 
 @dataclass(slots=True)
@@ -33,17 +39,34 @@ class Decision:
     flagged_categories: list[str] = field(default_factory=list)
 
 
+@dataclass(slots=True)
+class _Scored:
+    """One stage's view of a batch of texts."""
+
+    scores: np.ndarray  # (texts, categories), calibrated
+    window: np.ndarray  # (texts, categories): index into the batch's windows of the strongest one
+    profanity: np.ndarray  # (texts,) highest over the text's windows
+    spans: list[list[Span]]  # rule spans per window, relative to the window
+
+
 class Engine:
-    def __init__(self, policy: Policy, model: BatchModel, rules: RuleSet | None = None) -> None:
+    def __init__(self, policy: Policy, featurizer: Featurizer | None = None, trained: Trained | None = None) -> None:
         self.policy = policy
-        self.model = model
-        self.rules = rules or builtin_rules()
-        self.engine_version = f"ai-moderator-{version('ai-moderator')}+{model.version}"
+        self.profile = policy.engine
+        self.featurizer = featurizer or Featurizer()
+        self.trained = trained or load_trained()
+        self.engine_version = f"ai-moderator-{version('ai-moderator')}+{self.profile}+heads-{self.trained.digest[:12]}"
         self.policy_version = policy.fingerprint
         self._allow = phrase_pattern(policy.allowlist)
         self._block: dict[str, str] = {b.term.lower(): b.category for b in policy.blocklist}
         self._block_re = phrase_pattern(list(self._block))
-        self._thresholds = {c: policy.threshold(c) for c in CATEGORIES}
+        self._thresholds = np.asarray([policy.threshold(c) for c in CATEGORIES])
+
+    def warm_up(self) -> None:
+        """Load every model this profile can use, so the first request does not pay for it."""
+        self.moderate(["warm up"] * 2)
+        if self.profile != "fast":
+            self._stage("accurate", ["warm up"], [(0, 0, 7)])
 
     def _mask(self, text: str) -> str:
         # Same-length blanks keep span offsets valid against the original text.
@@ -51,37 +74,82 @@ class Engine:
             return text
         return self._allow.sub(lambda m: " " * len(m.group(0)), text)
 
-    def moderate(self, texts: Sequence[str]) -> list[Decision]:
-        """Decide a batch of texts with one model call."""
-        masked = [self._mask(t) for t in texts]
-        profanity = self.model.predict(masked)
-        return [self._decide(text, masked_text, float(p)) for text, masked_text, p in zip(texts, masked, profanity)]
+    def _stage(self, stage: Stage, texts: Sequence[str], spans: list[tuple[int, int, int]]) -> _Scored:
+        """Score `texts` (masked) whose windows are `spans` (text, start, end)."""
+        owner = np.asarray([s[0] for s in spans], dtype=np.int64)
+        features = self.featurizer.compute(stage, [texts[i][a:b] for i, a, b in spans])
+        heads = self.trained.heads[stage]
+        logits = heads.window_logits(features.matrix)
+        best = np.full((len(texts), len(CATEGORIES)), -np.inf, np.float32)
+        np.maximum.at(best, owner, logits)
+        hit = logits >= best[owner]
+        index = np.zeros((len(texts), len(CATEGORIES)), np.int64)
+        # The first window that reaches the text's maximum drives the category.
+        for w in range(len(spans) - 1, -1, -1):
+            index[owner[w], hit[w]] = w
+        profanity = np.zeros(len(texts), np.float32)
+        np.maximum.at(profanity, owner, features.profanity)
+        return _Scored(heads.calibrate(best), index, profanity, features.spans)
 
-    def _decide(self, text: str, masked: str, profanity: float) -> Decision:
-        rule_scores, spans = self.rules.match(masked)
-        scores = dict.fromkeys(CATEGORIES, 0.0)
-        scores.update(rule_scores)
-        # Noisy-or: the model raises harassment, more so when a rule also fired.
-        model_part = profanity * self.policy.model.harassment
-        scores["harassment"] = 1.0 - (1.0 - scores["harassment"]) * (1.0 - model_part)
+    def moderate(self, texts: Sequence[str]) -> list[Decision]:
+        """Decide a batch of texts: one model call per stage for the whole batch."""
+        if not texts:
+            return []
+        masked = [self._mask(t) for t in texts]
+        size, stride = self.trained.window
+        spans = [(i, a, b) for i, t in enumerate(masked) for a, b in windows(t, size, stride)]
+        first: Stage = "accurate" if self.profile == "accurate" else "fast"
+        scored = self._stage(first, masked, spans)
+        scores = scored.scores.copy()
+        window_of = np.asarray([(s[1], s[2]) for s in spans])[scored.window]
+        found = self._window_spans(len(texts), spans, scored.spans)
+        accurate = np.full(len(texts), self.profile == "accurate")
+        if self.profile == "cascade":
+            accurate = (scored.scores >= self.trained.gates).any(axis=1)
+            chosen = np.flatnonzero(accurate)
+            if len(chosen):
+                renumber = {int(i): n for n, i in enumerate(chosen)}
+                sub_spans = [(renumber[i], a, b) for i, a, b in spans if i in renumber]
+                second = self._stage("accurate", [masked[i] for i in chosen], sub_spans)
+                scores[chosen] = second.scores
+                window_of[chosen] = np.asarray([(s[1], s[2]) for s in sub_spans])[second.window]
         if self._block_re is not None:
-            for m in self._block_re.finditer(masked):
-                category = self._block[m.group(0).lower()]
-                scores[category] = 1.0
-                spans.append(Span(category, m.start(), m.end(), "blocklist"))
-        for child, parent in PARENTS.items():
-            scores[parent] = max(scores[parent], scores[child])
-        for source, implied in IMPLIES.items():
-            for category in implied:
-                scores[category] = max(scores[category], scores[source])
-        categories = {c: scores[c] >= self._thresholds[c] for c in CATEGORIES}
-        flagged_categories = [c for c in CATEGORIES if categories[c]]
+            for i, text in enumerate(masked):
+                for m in self._block_re.finditer(text):
+                    category = self._block[m.group(0).lower()]
+                    found[i].add(Span(category, m.start(), m.end(), "blocklist"))
+                    scores[i, CATEGORIES.index(category)] = 1.0
+        scores = consistent(scores)
+        return [self._decide(texts[i], scores[i], window_of[i], found[i], float(scored.profanity[i]),
+                             bool(accurate[i])) for i in range(len(texts))]
+
+    @staticmethod
+    def _window_spans(texts: int, spans: list[tuple[int, int, int]], per_window: list[list[Span]]) -> list[set[Span]]:
+        """Rule spans of every window, as offsets into the whole text (a phrase
+        seen by two overlapping windows is one span)."""
+        out: list[set[Span]] = [set() for _ in range(texts)]
+        for (i, start, _), hits in zip(spans, per_window):
+            out[i].update(Span(s.category, s.start + start, s.end + start, s.source) for s in hits)
+        return out
+
+    def _decide(self, text: str, scores: np.ndarray, window_of: np.ndarray, spans: set[Span],
+                profanity: float, accurate: bool) -> Decision:
+        values = {c: round(float(s), 6) for c, s in zip(CATEGORIES, scores)}
+        found = list(spans)
+        flags = {c: values[c] >= t for c, t in zip(CATEGORIES, self._thresholds)}
+        flagged_categories = [c for c in CATEGORIES if flags[c]]
+        # The window that drove each flagged category, so a reviewer of a long
+        # text is pointed at the passage; a one-window text points at itself.
+        for c in flagged_categories:
+            start, end = (int(v) for v in window_of[CATEGORIES.index(c)])
+            if (start, end) != (0, len(text)):
+                found.append(Span(c, start, end, "model"))
         return Decision(
             flagged=bool(flagged_categories),
-            categories=categories,
-            scores=scores,
-            spans=[s.as_dict(text) for s in sorted(spans, key=lambda s: (s.start, s.end))],
-            signals={"profanity": profanity},
+            categories=flags,
+            scores=values,
+            spans=[s.as_dict(text) for s in sorted(found, key=lambda s: (s.start, s.end, s.category))],
+            signals={"profanity": profanity, "accurate_stage": float(accurate)},
             engine_version=self.engine_version,
             policy_version=self.policy_version,
             flagged_categories=flagged_categories,

@@ -27,15 +27,6 @@ class BlockedTerm(BaseModel):
     category: Category = Field(default="harassment", description="Category the term flags.")
 
 
-class ModelWeights(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    harassment: float = Field(
-        default=0.45, ge=0, le=1,
-        description="How much the profanity model's probability counts towards harassment. "
-                    "Below 0.5 so profanity alone (\"this fucking movie rocks\") does not flag.",
-    )
-
-
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: Term = Field(default="default", description="Name of this policy revision, recorded with every decision.")
@@ -48,7 +39,12 @@ class Policy(BaseModel):
         default_factory=list, max_length=10_000,
         description="Phrases removed before scoring (e.g. \"kill the process\", place names that contain rude words).",
     )
-    model: ModelWeights = Field(default_factory=ModelWeights)
+    engine: Literal["fast", "cascade", "accurate"] = Field(
+        default="cascade",
+        description="Engine profile: fast (static embeddings, profanity and rules only), accurate (MiniLM "
+                    "sentence embeddings and the Jigsaw BiLSTM on every text), or cascade (fast first; texts it "
+                    "finds suspicious also go through the accurate stage).",
+    )
 
     @field_validator("thresholds")
     @classmethod

@@ -20,7 +20,7 @@ class Span:
     category: str
     start: int
     end: int
-    source: str  # "rule" or "blocklist"
+    source: str  # "rule", "blocklist" or "model" (the window that drove a category)
 
     def as_dict(self, text: str) -> dict[str, Any]:
         return {"category": self.category, "start": self.start, "end": self.end,
