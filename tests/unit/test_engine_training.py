@@ -14,7 +14,13 @@ import pytest
 from ai_moderator_workload.engine import corpus
 from ai_moderator_workload.engine.categories import CATEGORIES
 from ai_moderator_workload.engine.train import train
-from ai_moderator_workload.engine.weights import file_digest, heads_path, load_trained, static_table_path
+from ai_moderator_workload.engine.weights import (
+    file_digest,
+    heads_path,
+    load_trained,
+    static_table_path,
+    token_weights_path,
+)
 
 
 def test_shipped_heads_were_trained_on_this_corpus_and_table() -> None:
@@ -24,6 +30,7 @@ def test_shipped_heads_were_trained_on_this_corpus_and_table() -> None:
     assert manifest["corpus"]["dev"] == corpus.load("dev").digest, \
         "the dev set changed since the heads were calibrated: run `ai-moderator train`"
     assert manifest["static_table"]["sha256"] == file_digest(static_table_path())
+    assert manifest["token_weights"]["sha256"] == file_digest(token_weights_path())
 
 
 def test_corpus_meets_what_the_labelling_guide_promises() -> None:
@@ -68,6 +75,7 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
                   table_path=table)
     train(threads=1, rebuild_table=False, corpus_root=tmp_path / "corpus", out=tmp_path / "b.json", table_path=table)
     assert (tmp_path / "a.json").read_bytes() == (tmp_path / "b.json").read_bytes()
+    assert (tmp_path / "token-weights.npy").exists()
     assert set(first["gates"]) == set(CATEGORIES)
     assert first["corpus"]["train"] == corpus.load("train", tmp_path / "corpus").digest
 

