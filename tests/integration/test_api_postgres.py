@@ -93,7 +93,7 @@ def test_async_content_is_moderated_by_the_worker(api: str, pg_env: dict[str, st
         assert r.status_code == 202, r.text
         ids.append(r.json()["id"])
     items = wait_done(api, headers, ids)
-    assert all(item["result"]["categories"] == ["sexual"] for item in items)
+    assert all(item["result"]["flagged"] and "sexual" in item["result"]["categories"] for item in items)
     dup = httpx.post(f"{api}/api/v1/content", json={"text": "other", "external_id": "a-3"}, headers=headers)
     assert dup.status_code == 200 and dup.json()["id"] == ids[3]
     assert db_count(pg_env, "SELECT count(*) FROM moderation_result r JOIN content c ON c.id = r.content_id "
