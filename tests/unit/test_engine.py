@@ -116,6 +116,14 @@ def test_thresholds_decide_flags(engine: Engine) -> None:
     assert "harassment" in strict.moderate([text])[0].flagged_categories
 
 
+def test_decisions_are_plain_json(engine: Engine) -> None:
+    import json
+
+    d = engine.moderate(["I will find you and hurt you", "hello"])[0]
+    assert json.loads(json.dumps({"categories": d.categories, "scores": d.scores, "signals": d.signals,
+                                  "spans": d.spans})) is not None
+
+
 def test_decisions_record_profile_heads_and_policy(engine: Engine) -> None:
     d = engine.moderate(["hello"])[0]
     assert d.engine_version.startswith("ai-moderator-") and "+cascade+heads-" in d.engine_version

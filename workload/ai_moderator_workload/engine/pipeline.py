@@ -60,7 +60,7 @@ class Engine:
         self._allow = phrase_pattern(policy.allowlist)
         self._block: dict[str, str] = {b.term.lower(): b.category for b in policy.blocklist}
         self._block_re = phrase_pattern(list(self._block))
-        self._thresholds = np.asarray([policy.threshold(c) for c in CATEGORIES])
+        self._thresholds = [policy.threshold(c) for c in CATEGORIES]
 
     def warm_up(self) -> None:
         """Load every model this profile can use, so the first request does not pay for it."""
@@ -136,7 +136,7 @@ class Engine:
                 profanity: float, accurate: bool) -> Decision:
         values = {c: round(float(s), 6) for c, s in zip(CATEGORIES, scores)}
         found = list(spans)
-        flags = {c: values[c] >= t for c, t in zip(CATEGORIES, self._thresholds)}
+        flags = {c: bool(values[c] >= t) for c, t in zip(CATEGORIES, self._thresholds)}
         flagged_categories = [c for c in CATEGORIES if flags[c]]
         # The window that drove each flagged category, so a reviewer of a long
         # text is pointed at the passage; a one-window text points at itself.
