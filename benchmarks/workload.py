@@ -127,16 +127,22 @@ def run(out_dir: Path, seconds: int = 10) -> dict[str, object]:
         env = {"DATABASE_URL": db_url, "REDIS_URL": os.environ["TEST_REDIS_URL"], "ADMIN_API_KEY": key,
                "RATE_LIMIT_PER_MINUTE": "0", "LOG_LEVEL": "WARNING"}
         run_cli("migrate", env=env)
-        port = free_port()
-        ours = start([sys.executable, "-m", "ai_moderator_workload.cli", "serve", "--port", str(port),
-                      "--workers", str(WORKERS)], env, port, out_dir / "ours.log")
-        try:
-            url = f"http://127.0.0.1:{port}/v1/moderations"
-            rows.append(measure("ours (batched, persisted in PostgreSQL)", url, key, 1, ours.pid, seconds, 64, out_dir))
-            rows.append(measure("ours (batched, persisted in PostgreSQL)", url, key, 64, ours.pid, seconds, 16, out_dir))
-        finally:
-            ours.terminate()
-            ours.wait()
+        for profile in ("cascade", "fast"):
+            policy = out_dir / f"policy-{profile}.yaml"
+            policy.write_text(f"engine: {profile}\n")
+            port = free_port()
+            ours = start([sys.executable, "-m", "ai_moderator_workload.cli", "serve", "--port", str(port),
+                          "--workers", str(WORKERS)], {**env, "POLICY_FILE": str(policy)}, port,
+                         out_dir / f"ours-{profile}.log")
+            name = f"ours, {profile} (batched, persisted in PostgreSQL)"
+            try:
+                url = f"http://127.0.0.1:{port}/v1/moderations"
+                rows.append(measure(name, url, key, 1, ours.pid, seconds, 64, out_dir))
+                rows.append(measure(name, url, key, 64, ours.pid, seconds, 16, out_dir))
+            finally:
+                ours.terminate()
+                ours.wait()
+    # Same engine on both sides: the default policy (cascade).
     single_ratio = rows[2].texts_per_s / rows[0].texts_per_s
     result = {"rows": [asdict(r) for r in rows],
               "ours_vs_naive_single_text": round(single_ratio, 2)}
