@@ -16,7 +16,7 @@ from ..settings import Settings
 @lru_cache(maxsize=4)
 def _engine(url: str, pool_size: int, max_overflow: int) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -27,8 +27,10 @@ def _engine(url: str, pool_size: int, max_overflow: int) -> Engine:
 
         return engine
     # pre_ping lets the pool recover on its own after the database restarts.
+    # hide_parameters: an error must not carry the moderated text into a log line.
     return create_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True,
-                         pool_timeout=5, connect_args={"connect_timeout": 5}, json_serializer=_json_dumps)
+                         pool_timeout=5, connect_args={"connect_timeout": 5}, json_serializer=_json_dumps,
+                         hide_parameters=True)
 
 
 def _json_dumps(value: object) -> str:
