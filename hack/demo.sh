@@ -10,6 +10,21 @@ STATE="$ROOT/.demo"
 PY="$ROOT/.venv/bin/python"
 log() { printf '\n[demo] %s\n' "$*" >&2; }
 
+# `kubectl wait --for=condition=Established` fails outright ("conditions accessor
+# error") when it reads the CRD before the API server has written any status, as
+# happens on a busy machine; poll until the condition is there and True instead.
+wait_established() {
+  local crd=$1 deadline=$((SECONDS + $2)) status=""
+  while ((SECONDS < deadline)); do
+    status=$("${KUBECTL[@]}" get "$crd" -o jsonpath='{.status.conditions[?(@.type=="Established")].status}' \
+      2>/dev/null || true)
+    [[ $status == True ]] && return 0
+    sleep 0.5
+  done
+  echo "[demo] $crd is not Established after $2 s (condition status: ${status:-not written yet})" >&2
+  return 1
+}
+
 stop_pid() { if [[ -f "$1" ]]; then kill "$(cat "$1")" 2>/dev/null || true; fi; rm -f "$1"; }
 
 if [[ "${1:-}" == down ]]; then
@@ -24,7 +39,7 @@ fi
 mkdir -p "$STATE"
 log "installing the ModerationStack CRD"
 "${KUBECTL[@]}" apply --server-side --force-conflicts -f "$ROOT/crds/" >/dev/null
-"${KUBECTL[@]}" wait --for=condition=Established crd/moderationstacks.moderation.ai-moderator.io --timeout=30s >/dev/null
+wait_established crd/moderationstacks.moderation.ai-moderator.io 60
 
 if ! { [[ -f "$STATE/operator.pid" ]] && kill -0 "$(cat "$STATE/operator.pid")" 2>/dev/null; }; then
   log "starting the operator (log: .demo/operator.log, metrics: http://127.0.0.1:8080/metrics)"

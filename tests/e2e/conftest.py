@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from kube import ROOT, Kubectl, env_with_kubeconfig, wait_until
+from kube import ROOT, Kubectl, condition, env_with_kubeconfig, wait_until
 from servers import CLI, free_port
 
 
@@ -68,8 +68,10 @@ class OperatorProcess:
 @pytest.fixture(scope="session")
 def crd(kubectl: Kubectl) -> None:
     kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl.run("wait", "--for=condition=Established", "crd/moderationstacks.moderation.ai-moderator.io",
-                "--timeout=30s")
+    # Polled: `kubectl wait` errors out when the CRD has no status written yet.
+    wait_until("the ModerationStack CRD to be Established", lambda: (
+        (c := condition(kubectl.get("crd", "moderationstacks.moderation.ai-moderator.io"), "Established"))
+        and c["status"] == "True"))
     _wait_for_garbage_collector(kubectl)
 
 
