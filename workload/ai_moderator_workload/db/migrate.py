@@ -8,7 +8,8 @@ from importlib import resources
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..settings import Settings
 from .session import get_engine
@@ -30,12 +31,14 @@ def current_revision(settings: Settings) -> str | None:
 
 
 def migrate(settings: Settings) -> str | None:
-    """Upgrade the schema to head. Two pods running this at once serialise on
-    a PostgreSQL advisory lock; the second finds nothing left to do."""
+    """Upgrade the schema to head in one transaction: all of it or none of it
+    (PostgreSQL's DDL is transactional). Two pods running this at once
+    serialise on a PostgreSQL advisory lock; the second finds nothing left to do."""
     engine = get_engine(settings)
     cfg = _alembic_config()
     with engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
+        locked = conn.dialect.name == "postgresql"
+        if locked:
             conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             conn.commit()
         try:
@@ -44,9 +47,24 @@ def migrate(settings: Settings) -> str | None:
             command.upgrade(cfg, "head")
             conn.commit()
             after = MigrationContext.configure(conn).get_current_revision()
+        except BaseException:
+            # Roll back before unlocking: the unlock cannot run in an aborted
+            # transaction, and a half-applied schema must never be committed.
+            conn.rollback()
+            raise
         finally:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
-                conn.commit()
+            if locked:
+                _unlock(conn)
     log.info("schema migrated", extra={"from_revision": before, "to_revision": after})
     return after
+
+
+def _unlock(conn: Connection) -> None:
+    """Release the migration lock; if that fails, the lock goes with the
+    connection, and the failure must not replace an error already raised."""
+    try:
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        conn.commit()
+    except SQLAlchemyError:
+        log.warning("could not release the migration lock; closing the connection releases it")
+        conn.invalidate()
