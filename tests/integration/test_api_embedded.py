@@ -57,6 +57,18 @@ def test_openai_sdk_text_parts(client: openai.OpenAI) -> None:
     assert response.results[0].categories.illicit_violent
 
 
+def test_the_key_is_checked_before_the_body_is_read(embedded: tuple[str, str]) -> None:
+    base, key = embedded
+    garbage = b"{" + b"x" * 60_000
+    for headers in ({}, {"Authorization": "Bearer amk_0123456789ab_" + "a" * 43}, {"Authorization": "Bearer nope"}):
+        r = httpx.post(f"{base}/v1/moderations", content=garbage, headers={**headers, "Content-Type": "application/json"})
+        assert r.status_code == 401, r.text
+        assert r.json()["error"]["type"] == "authentication_error"
+    with_key = httpx.post(f"{base}/v1/moderations", content=garbage,
+                          headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
+    assert with_key.status_code == 400
+
+
 def test_bad_input_gets_readable_4xx_not_500(client: openai.OpenAI, embedded: tuple[str, str]) -> None:
     base, key = embedded
     auth = {"Authorization": f"Bearer {key}"}

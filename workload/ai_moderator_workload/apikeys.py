@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,11 +42,14 @@ def new_token() -> tuple[str, str]:
     return f"{KEY_PREFIX}_{prefix}_{secrets.token_urlsafe(32)}", prefix
 
 
+# amk_ + 12 hex characters + _ + token_urlsafe(32): anything else is refused
+# without a database query.
+_TOKEN = re.compile(rf"{KEY_PREFIX}_([0-9a-f]{{12}})_[A-Za-z0-9_-]{{43}}")
+
+
 def parse_prefix(token: str) -> str | None:
-    parts = token.split("_", 2)
-    if len(parts) != 3 or parts[0] != KEY_PREFIX or len(parts[1]) != 12:
-        return None
-    return parts[1]
+    match = _TOKEN.fullmatch(token)
+    return match.group(1) if match else None
 
 
 def create_key(session: Session, name: str, *, is_admin: bool = False,
@@ -75,13 +80,19 @@ def revoke_key(session: Session, key_id_or_prefix: str, actor: str = "cli") -> b
 
 
 class KeyVerifier:
-    """Resolves bearer tokens to principals. Database rows are cached for
-    `ttl` seconds, so a revocation takes effect within that time."""
+    """Resolves bearer tokens to principals. Database rows (and misses) are
+    cached for `ttl` seconds, so a revocation takes effect within that time;
+    the cache keeps the `max_entries` most recently used prefixes, so a flood
+    of made-up keys cannot grow it without bound."""
 
-    def __init__(self, admin_key: str | None, ttl: float = 10.0) -> None:
+    def __init__(self, admin_key: str | None, ttl: float = 10.0, max_entries: int = 10_000) -> None:
         self._admin_hash = hash_key(admin_key) if admin_key else None
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, tuple[str, Principal] | None]] = {}
+        self._max_entries = max_entries
+        self._cache: OrderedDict[str, tuple[float, tuple[str, Principal] | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def cached(self, token: str) -> tuple[bool, Principal | None]:
         """(known, principal) without touching the database."""
@@ -94,6 +105,7 @@ class KeyVerifier:
         hit = self._cache.get(prefix)
         if hit is None or hit[0] < time.monotonic():
             return False, None
+        self._cache.move_to_end(prefix)
         return True, self._check(hit[1], digest)
 
     def load(self, session: Session, token: str) -> Principal | None:
@@ -106,6 +118,9 @@ class KeyVerifier:
             entry = (row.key_hash, Principal(str(row.id), row.name, str(row.id), row.is_admin,
                                               row.rate_limit_per_minute))
         self._cache[prefix] = (time.monotonic() + self._ttl, entry)
+        self._cache.move_to_end(prefix)
+        while len(self._cache) > self._max_entries:
+            self._cache.popitem(last=False)
         return self._check(entry, hash_key(token))
 
     @staticmethod

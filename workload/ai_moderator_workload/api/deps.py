@@ -29,7 +29,9 @@ def _bearer(request: Request) -> str:
     return token.strip()
 
 
-async def caller(request: Request, state: State) -> Principal:
+async def authenticate(request: Request, state: AppState) -> Principal:
+    """The caller's key, checked from the headers alone (the body is not needed,
+    so KeyFirstMiddleware runs this before a body is read)."""
     token = _bearer(request)
     known, principal = state.verifier.cached(token)
     if not known:
@@ -41,6 +43,13 @@ async def caller(request: Request, state: State) -> Principal:
     if principal is None:
         raise ApiError(401, "Invalid or revoked API key.", code="invalid_api_key",
                        headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
+async def caller(request: Request, state: State) -> Principal:
+    principal: Principal | None = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = await authenticate(request, state)
     settings = state.runtime.settings
     per_minute = principal.rate_limit_per_minute if principal.rate_limit_per_minute is not None \
         else settings.rate_limit_per_minute

@@ -24,6 +24,7 @@ from ..ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
 from . import errors
+from .auth import KeyFirstMiddleware
 from .middleware import EdgeMiddleware
 from .routes import health, native, openai
 from .state import AppState
@@ -113,5 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(health.router)
+    # Added last, so outermost: metrics and the size limit see every request,
+    # including those KeyFirstMiddleware refuses.
+    app.add_middleware(KeyFirstMiddleware)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes)
     return app
