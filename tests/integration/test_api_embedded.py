@@ -57,6 +57,22 @@ def test_openai_sdk_text_parts(client: openai.OpenAI) -> None:
     assert response.results[0].categories.illicit_violent
 
 
+def test_a_long_text_points_at_the_passage_that_flagged_it(embedded: tuple[str, str]) -> None:
+    base, key = embedded
+    calm = ("We hiked the ridge trail on Saturday. The weather was perfect, the kids found a frog by the "
+            "stream and we ate sandwiches by the lake before heading back down to the car park.")
+    threat = ("As for you, Mark: I know where you live and I know when your shift ends. Keep posting about my "
+              "family and one night I will be waiting outside your door, and I will break every bone in your "
+              "worthless body. Nobody will find what is left of you.")
+    text = "\n\n".join([calm, calm, calm, threat, calm])  # under this server's MAX_TEXT_CHARS of 1000
+    r = httpx.post(f"{base}/api/v1/moderate", json={"text": text}, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200, r.text
+    result = r.json()["result"]
+    assert "harassment/threatening" in result["categories"]
+    [window] = [s for s in result["spans"] if s["source"] == "model" and s["category"] == "harassment/threatening"]
+    assert threat in window["text"] and text[window["start"]:window["end"]] == window["text"]
+
+
 def test_the_key_is_checked_before_the_body_is_read(embedded: tuple[str, str]) -> None:
     base, key = embedded
     garbage = b"{" + b"x" * 60_000

@@ -61,7 +61,9 @@ class Span(BaseModel):
     start: int
     end: int
     text: str
-    source: Literal["rule", "blocklist"]
+    source: Literal["rule", "blocklist", "model"] = Field(
+        description="rule or blocklist: the phrase that matched; model: the window of a long text that drove "
+                    "the category's score.")
 
 
 class DecisionView(BaseModel):
