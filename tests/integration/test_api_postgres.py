@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -153,3 +154,23 @@ def test_database_outage_gives_503_and_recovers(pg_env: dict[str, str], tmp_path
             time.sleep(0.2)
         assert httpx.post(f"{base}/api/v1/moderate", json={"text": "hello"}, headers=headers).status_code == 200
     proxy.cut()
+
+
+def test_one_tenants_unstorable_request_never_fails_anothers(api: str, pg_env: dict[str, str]) -> None:
+    alice, mallory = new_key(pg_env, "alice-batch"), new_key(pg_env, "mallory-batch")
+    poisons = [({"text": "fine\x00text"}, "text"), ({"text": "ok", "metadata": {"n": 2**70}}, "metadata"),
+               ({"text": "ok", "metadata": {"a": [[[[[[[[[["deep"]]]]]]]]]]}}, "metadata"),
+               ({"text": "ok", "metadata": {"note": "x\x00"}}, "metadata")]
+
+    async def both(poison: dict[str, object]) -> tuple[httpx.Response, httpx.Response]:
+        async with httpx.AsyncClient(base_url=api, timeout=30) as client:
+            good, bad = await asyncio.gather(
+                client.post("/api/v1/moderate", json={"text": "a perfectly normal message"},
+                            headers={"Authorization": f"Bearer {alice}"}),
+                client.post("/api/v1/moderate", json=poison, headers={"Authorization": f"Bearer {mallory}"}))
+            return good, bad
+
+    for poison, field in poisons:
+        good, bad = asyncio.run(both(poison))
+        assert good.status_code == 200, good.text
+        assert bad.status_code == 422 and bad.json()["error"]["param"] == field, bad.text

@@ -56,3 +56,23 @@ async def test_a_request_larger_than_the_batch_goes_alone() -> None:
     finally:
         await batcher.stop()
     assert sizes == [10]
+
+
+async def test_one_callers_bad_item_does_not_fail_the_others_in_its_batch() -> None:
+    calls: list[list[int]] = []
+
+    def fail_on_negative(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        threading.Event().wait(0.01)
+        if any(i < 0 for i in items):
+            raise ValueError("negative")
+        return items
+
+    batcher: MicroBatcher[int, int] = MicroBatcher(fail_on_negative, max_size=64, max_wait=0.02)
+    batcher.start()
+    try:
+        results = await asyncio.gather(*(batcher.submit([i]) for i in (1, 2, -3, 4)), return_exceptions=True)
+    finally:
+        await batcher.stop()
+    assert results[:2] == [[1], [2]] and isinstance(results[2], ValueError) and results[3] == [4]
+    assert [1, 2, -3, 4] in calls, "the four callers shared one batch first"

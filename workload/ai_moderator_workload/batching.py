@@ -88,16 +88,30 @@ class MicroBatcher(Generic[I, O]):
             loop.create_task(self._process(loop, batch))
 
     async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[_Request[I, O]]) -> None:
+        try:
+            await self._deliver(loop, batch)
+        finally:
+            self._slots.release()
+
+    async def _deliver(self, loop: asyncio.AbstractEventLoop, batch: list[_Request[I, O]]) -> None:
         flat = [item for request in batch for item in request.items]
         try:
             results = await loop.run_in_executor(self._executor, self._fn, flat)
-        except BaseException as exc:  # noqa: BLE001 - handed to every waiting caller
+        except Exception as exc:
+            if len(batch) == 1:
+                if not batch[0].future.done():
+                    batch[0].future.set_exception(exc)
+                return
+            # Callers share a batch, not a fate: one caller's bad item must not
+            # fail the others, so each is tried again on its own.
+            for request in batch:
+                await self._deliver(loop, [request])
+            return
+        except BaseException as exc:  # noqa: BLE001 - cancellation: handed to every waiting caller
             for request in batch:
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
-        finally:
-            self._slots.release()
         self.batches += 1
         self.items += len(flat)
         offset = 0

@@ -5,11 +5,53 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+import orjson
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-ExternalId = Annotated[str, Field(min_length=1, max_length=255, description="Your id; idempotency key per API key.")]
-Metadata = Annotated[dict[str, Any] | None, Field(default=None, description="Stored with the content, returned as is.")]
-Text = Annotated[str, Field(min_length=1, description="Text to moderate.")]
+METADATA_MAX_BYTES = 16 * 1024
+METADATA_MAX_DEPTH = 8
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL cannot store U+0000 in text: refused here, with the field named,
+    # rather than failing the database write of every request batched with it.
+    if "\x00" in value:
+        raise ValueError("must not contain the NUL character (U+0000)")
+    return value
+
+
+def _storable(value: Any, depth: int = 0) -> None:
+    if depth > METADATA_MAX_DEPTH:
+        raise ValueError(f"is nested deeper than {METADATA_MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _no_nul(key)
+            _storable(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _storable(item, depth + 1)
+    elif isinstance(value, str):
+        _no_nul(value)
+    elif isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+        raise ValueError("holds an integer outside the 64-bit range")
+
+
+def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is not None:
+        _storable(value)
+        if len(orjson.dumps(value)) > METADATA_MAX_BYTES:
+            raise ValueError(f"is larger than {METADATA_MAX_BYTES} bytes as JSON")
+    return value
+
+
+ExternalId = Annotated[str, Field(min_length=1, max_length=255, description="Your id; idempotency key per API key."),
+                       AfterValidator(_no_nul)]
+Metadata = Annotated[dict[str, Any] | None, Field(
+    default=None, description=f"Stored with the content, returned as is: at most {METADATA_MAX_BYTES} bytes as JSON, "
+                              f"{METADATA_MAX_DEPTH} levels deep, 64-bit integers, no NUL characters."),
+    AfterValidator(_bounded_metadata)]
+Text = Annotated[str, Field(min_length=1, description="Text to moderate."), AfterValidator(_no_nul)]
 
 
 class TextPart(BaseModel):
