@@ -132,7 +132,7 @@ def test_security_headers_and_gzip(embedded: tuple[str, str]) -> None:
     assert response.headers["strict-transport-security"].startswith("max-age=31536000")
     assert response.headers["referrer-policy"] == "strict-origin-when-cross-origin"
     health = httpx.get(f"{base}/health")
-    assert health.json() == {"status": "ok"} and health.headers["cache-control"] == "no-cache"
+    assert health.json() == {"status": "ok", "broker": "embedded"} and health.headers["cache-control"] == "no-cache"
 
 
 def test_async_content_runs_in_process(embedded: tuple[str, str]) -> None:

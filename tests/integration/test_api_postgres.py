@@ -156,6 +156,37 @@ def test_database_outage_gives_503_and_recovers(pg_env: dict[str, str], tmp_path
     proxy.cut()
 
 
+def test_a_broker_outage_degrades_only_the_async_route(pg_env: dict[str, str], tmp_path: Path) -> None:
+    real_port = int(pg_env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
+    proxy = TcpProxy(real_port)
+    proxy.start()
+    env = {**pg_env, "REDIS_URL": pg_env["REDIS_URL"].replace(f":{real_port}/", f":{proxy.port}/")}
+    with api_server(env, tmp_path) as base:
+        headers = admin(pg_env)
+        assert httpx.get(f"{base}/health").json()["broker"] == "ok"
+        proxy.cut()
+        deadline = time.monotonic() + 20
+        while httpx.get(f"{base}/health").json()["broker"] != "unavailable":
+            assert time.monotonic() < deadline, "the API never noticed the broker was gone"
+            time.sleep(0.2)
+        ready = httpx.get(f"{base}/ready", timeout=10)
+        assert ready.status_code == 200 and ready.json()["checks"]["broker"] == "unavailable"
+        assert httpx.post(f"{base}/v1/moderations", json={"input": "hello"}, headers=headers, timeout=20).status_code == 200
+        assert httpx.post(f"{base}/api/v1/moderate", json={"text": "hello"}, headers=headers, timeout=20).status_code == 200
+        submit = httpx.post(f"{base}/api/v1/content", json={"text": "later"}, headers=headers, timeout=20)
+        assert submit.status_code == 503 and submit.headers["retry-after"] == "5"
+        started = time.monotonic()
+        metrics = httpx.get(f"{base}/metrics", timeout=10).text
+        assert time.monotonic() - started < 1.0, "a scrape waited on the broker"
+        assert "broker_up 0.0" in metrics
+        proxy.start()
+        while httpx.get(f"{base}/health").json()["broker"] != "ok":
+            assert time.monotonic() < deadline + 20, "the API never noticed the broker was back"
+            time.sleep(0.2)
+        assert httpx.post(f"{base}/api/v1/content", json={"text": "now"}, headers=headers).status_code == 202
+    proxy.cut()
+
+
 def test_one_tenants_unstorable_request_never_fails_anothers(api: str, pg_env: dict[str, str]) -> None:
     alice, mallory = new_key(pg_env, "alice-batch"), new_key(pg_env, "mallory-batch")
     poisons = [({"text": "fine\x00text"}, "text"), ({"text": "ok", "metadata": {"n": 2**70}}, "metadata"),

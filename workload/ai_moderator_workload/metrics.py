@@ -45,9 +45,10 @@ def record_decisions(flagged_categories: list[list[str]]) -> None:
 
 class GaugeCollector(Collector):
     """Gauges read at scrape time, e.g. pool usage and queue length. A failing
-    reader skips its gauge rather than breaking the scrape."""
+    reader skips its gauge rather than breaking the scrape, and so does one
+    that returns None (nothing to report)."""
 
-    def __init__(self, readers: dict[str, tuple[str, Callable[[], float]]]) -> None:
+    def __init__(self, readers: dict[str, tuple[str, Callable[[], float | None]]]) -> None:
         self._readers = readers
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
@@ -57,7 +58,8 @@ class GaugeCollector(Collector):
             except Exception as exc:  # noqa: BLE001
                 log.debug("metric reader failed", extra={"metric": name, "error": repr(exc)})
                 continue
-            yield GaugeMetricFamily(name, doc, value=value)
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=value)
 
     def describe(self) -> Iterator[GaugeMetricFamily]:
         return iter(())

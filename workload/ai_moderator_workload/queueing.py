@@ -4,6 +4,7 @@ re-queues whatever stayed pending, so a lost message loses nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -148,3 +149,46 @@ class Sweeper(threading.Thread):
 
     def stop(self) -> None:
         self._stop.set()
+
+
+class BrokerMonitor:
+    """The broker's state as last seen, refreshed off the event loop: readiness,
+    /health, /metrics and the async route read it without ever waiting on a
+    broker connection. `up` is None in the embedded mode (no broker)."""
+
+    def __init__(self, dispatcher: Dispatcher, interval: float = 5.0, timeout: float = 2.0) -> None:
+        self._dispatcher = dispatcher
+        self._interval = interval
+        self._timeout = timeout
+        self.up: bool | None = None if isinstance(dispatcher, InProcessDispatcher) else True
+        self.queue_length = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    async def refresh(self) -> None:
+        if self.up is None:
+            self.queue_length = self._dispatcher.queue_length()
+            return
+        try:
+            self.queue_length = await asyncio.wait_for(asyncio.to_thread(self._dispatcher.queue_length),
+                                                       self._timeout)
+            self.up = True
+        except Exception as exc:  # noqa: BLE001 - an unreachable broker is a state, not an error
+            if self.up:
+                log.warning("broker unreachable", extra={"error": type(exc).__name__})
+            self.up = False
+
+    def start(self) -> None:
+        async def loop() -> None:
+            while True:
+                await self.refresh()
+                await asyncio.sleep(self._interval)
+
+        self._task = asyncio.get_running_loop().create_task(loop(), name="broker-monitor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def describe(self) -> str:
+        return "embedded" if self.up is None else "ok" if self.up else "unavailable"

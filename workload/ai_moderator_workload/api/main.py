@@ -19,7 +19,7 @@ from ..batching import MicroBatcher
 from ..db.migrate import migrate
 from ..db.models import ApiKey
 from ..metrics import GaugeCollector, install_collector
-from ..queueing import CeleryDispatcher, Dispatcher, InProcessDispatcher, Sweeper, make_celery, sweep_once
+from ..queueing import BrokerMonitor, CeleryDispatcher, Dispatcher, InProcessDispatcher, Sweeper, make_celery, sweep_once
 from ..ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
@@ -74,20 +74,26 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         lambda items: store.moderate_and_store(runtime.sessions, runtime.engine, items),
         max_size=settings.batch_max_size, max_wait=settings.batch_max_wait_ms / 1000.0)
     batcher.start()
+    broker = BrokerMonitor(dispatcher)
+    await broker.refresh()
+    broker.start()
     install_collector(GaugeCollector({
-        "celery_queue_length": ("Messages waiting in moderation_queue.", dispatcher.queue_length),
+        "celery_queue_length": ("Messages waiting in moderation_queue (as last read).", lambda: broker.queue_length),
+        "broker_up": ("1 when the broker answered its last check, 0 when not (absent in the embedded mode).",
+                      lambda: float(broker.up) if broker.up is not None else None),
         "db_connection_pool_used": ("Database connections checked out.", runtime.pool_used),
         "db_connection_pool_size": ("Database connection pool capacity.", runtime.pool_size),
     }))
     app.state.ai = AppState(runtime=runtime, verifier=KeyVerifier(
         settings.admin_api_key.get_secret_value() if settings.admin_api_key else None,
         ttl=settings.api_key_cache_seconds),
-        limiter=limiter, dispatcher=dispatcher, batcher=batcher, redis=redis_client, sweeper=sweeper)
+        limiter=limiter, dispatcher=dispatcher, batcher=batcher, broker=broker, redis=redis_client, sweeper=sweeper)
     log.info("api ready", extra={"embedded": settings.embedded, "engine": runtime.engine.engine_version,
                                  "policy": runtime.engine.policy_version})
     try:
         yield
     finally:
+        await broker.stop()
         await batcher.stop()
         if sweeper is not None:
             sweeper.stop()

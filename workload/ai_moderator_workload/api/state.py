@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 
 from ..apikeys import KeyVerifier
 from ..batching import MicroBatcher
-from ..queueing import Dispatcher, Sweeper
+from ..queueing import BrokerMonitor, Dispatcher, Sweeper
 from ..ratelimit import RateLimiter
 from ..runtime import Runtime
 from ..store import ContentRecord, Submission
@@ -21,5 +21,6 @@ class AppState:
     limiter: RateLimiter
     dispatcher: Dispatcher
     batcher: MicroBatcher[Submission, ContentRecord]
+    broker: BrokerMonitor
     redis: aioredis.Redis | None = None
     sweeper: Sweeper | None = None

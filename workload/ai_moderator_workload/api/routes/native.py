@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import store
 from ...store import ContentRecord, Submission
 from ..deps import Caller, State, tenant_scope
-from ..errors import ApiError
+from ..errors import ApiError, unavailable
 from ..schemas import ContentRequest, ContentView, ModerateRequest
 from .limits import check_texts
 
@@ -48,6 +48,8 @@ async def moderate(body: ModerateRequest, principal: Caller, state: State) -> OR
              responses={200: {"description": "Already submitted with this external_id; the stored item."}})
 async def submit_content(body: ContentRequest, principal: Caller, state: State) -> ORJSONResponse:
     check_texts([body.text], state.runtime.settings)
+    if state.broker.up is False:
+        raise unavailable("the broker")
     item = Submission(principal.tenant, body.text, body.external_id, body.metadata)
     # Committed before it is queued: a lost message only delays it (sweeper).
     record = await run_in_threadpool(store.submit, state.runtime.sessions, item)
