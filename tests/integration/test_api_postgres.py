@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import timedelta
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -205,3 +206,31 @@ def test_one_tenants_unstorable_request_never_fails_anothers(api: str, pg_env: d
         good, bad = asyncio.run(both(poison))
         assert good.status_code == 200, good.text
         assert bad.status_code == 422 and bad.json()["error"]["param"] == field, bad.text
+
+
+class ExplodingEngine:
+    """An engine that fails on every text, as a poison item would."""
+
+    def moderate(self, texts: list[str]) -> list[object]:
+        raise RuntimeError("model exploded\nsecond line")
+
+
+def test_content_that_always_fails_ends_as_failed_with_its_reason(api: str, pg_env: dict[str, str]) -> None:
+    from ai_moderator_workload import store
+    from ai_moderator_workload.metrics import CONTENT_FAILED
+    from ai_moderator_workload.runtime import Runtime
+    from ai_moderator_workload.settings import Settings
+
+    runtime = Runtime(Settings(database_url=pg_env["DATABASE_URL"]))
+    record = store.submit(runtime.sessions, store.Submission("admin", "poison pill", "poison-1", None))
+    failed_before = CONTENT_FAILED._value.get()
+    for _ in range(3):
+        with pytest.raises(RuntimeError):
+            store.process(runtime.sessions, ExplodingEngine(), record.id, max_attempts=3)  # type: ignore[arg-type]
+    assert store.process(runtime.sessions, ExplodingEngine(), record.id, max_attempts=3) == "failed"  # type: ignore[arg-type]
+    assert store.process(runtime.sessions, ExplodingEngine(), record.id, max_attempts=3) == "skipped"  # type: ignore[arg-type]
+    assert CONTENT_FAILED._value.get() == failed_before + 1
+    item = httpx.get(f"{api}/api/v1/content/{record.id}", headers=admin(pg_env)).json()
+    assert item["status"] == "failed" and item["attempts"] == 3 and item["result"] is None
+    assert item["failure_reason"] == "gave up after 3 attempts: RuntimeError: model exploded"
+    assert record.id not in store.claim_stale_pending(runtime.sessions, timedelta(0))

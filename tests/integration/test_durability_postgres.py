@@ -13,6 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
+from ai_moderator_workload.db.migrate import head_revision
 from servers import CLI, Process, api_server, fresh_database, run_cli
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -84,13 +85,13 @@ def test_concurrent_migrations_are_safe_and_idempotent() -> None:
         for proc in racers:
             _, err = proc.communicate(timeout=120)
             assert proc.returncode == 0, err
-        assert "schema at revision 0001" in run_cli("migrate", env=env).stdout
+        assert f"schema at revision {head_revision()}" in run_cli("migrate", env=env).stdout
         engine = create_engine(url)
         with engine.connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
             indexes = set(conn.execute(text("SELECT indexname FROM pg_indexes WHERE schemaname = 'public'")).scalars())
         engine.dispose()
-        assert versions == ["0001"]
+        assert versions == [head_revision()]
         assert {"idx_content_external_id", "idx_content_created_at", "idx_moderation_result_content_id"} <= indexes
 
 
@@ -112,7 +113,7 @@ def test_backup_and_restore_reproduce_row_counts(api: str, pg_env: dict[str, str
         execute(target, "DELETE FROM content")
         run_cli("restore", "--from", str(dump), env={"DATABASE_URL": target})
         assert counts(target) == source
-        assert "0001" in run_cli("migrate", env={"DATABASE_URL": target}).stdout
+        assert head_revision() in run_cli("migrate", env={"DATABASE_URL": target}).stdout
 
 
 def test_restore_of_a_corrupt_file_fails_clearly_and_changes_nothing(pg_env: dict[str, str], tmp_path: Path) -> None:

@@ -59,3 +59,23 @@ def test_a_migration_failing_half_way_changes_nothing(tmp_path: Path, monkeypatc
                                     {"k": migrate_module.MIGRATION_LOCK_KEY}).scalar_one()
         finally:
             engine.dispose()
+
+
+def test_upgrading_a_schema_with_data_keeps_the_data() -> None:
+    from alembic import command
+
+    with fresh_database() as url:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                cfg = migrate_module._alembic_config()
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "0001")
+                conn.execute(text("INSERT INTO content (id, tenant, text, status, attempts, created_at) VALUES "
+                                  "(gen_random_uuid(), 't', 'kept', 'pending', 2, now())"))
+            assert migrate_module.migrate(Settings(database_url=url)) == migrate_module.head_revision()
+            with engine.connect() as conn:
+                row = conn.execute(text("SELECT text, attempts, failure_reason FROM content")).one()
+            assert tuple(row) == ("kept", 2, None)
+        finally:
+            engine.dispose()

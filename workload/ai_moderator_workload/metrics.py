@@ -30,6 +30,8 @@ TASK_DURATION = Histogram("celery_task_duration_seconds", "Moderation task laten
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 ACTIVE_TASKS = Gauge("celery_active_tasks", "Moderation tasks being processed now.", multiprocess_mode="livesum")
 SWEPT = Counter("moderation_sweeper_requeued_total", "Pending content re-queued by the sweeper.")
+CONTENT_FAILED = Counter("moderation_content_failed_total",
+                         "Content given up on after max_task_attempts failed attempts (status failed).")
 
 
 def record_decisions(flagged_categories: list[list[str]]) -> None:

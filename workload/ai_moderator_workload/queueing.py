@@ -38,7 +38,7 @@ def run_task(runtime: Runtime, content_id: uuid.UUID) -> str:
     started = time.perf_counter()
     ACTIVE_TASKS.inc()
     try:
-        outcome = store.process(runtime.sessions, runtime.engine, content_id)
+        outcome = store.process(runtime.sessions, runtime.engine, content_id, runtime.settings.max_task_attempts)
     except Exception:
         TASKS.labels("failure").inc()
         raise

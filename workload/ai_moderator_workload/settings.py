@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=30.0, gt=0, description="How often stuck pending content is re-queued.")
     pending_timeout_seconds: float = Field(default=120.0, gt=0, description="Age after which pending content is re-queued.")
     broker_visibility_timeout_seconds: int = Field(default=600, ge=1)
+    max_task_attempts: int = Field(default=5, ge=1, description="Attempts at moderating queued content before it "
+                                                                 "is marked failed.")
 
     log_json: bool = Field(default=False, description="JSON logs (set in containers).")
     log_level: str = Field(default="INFO")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .audit import record
 from .db.models import Content, ContentStatus, ModerationResult, utcnow
 from .engine.pipeline import Decision, Engine
-from .metrics import record_decisions
+from .metrics import CONTENT_FAILED, record_decisions
 
 # Core tables: bulk inserts skip the ORM's per-row bookkeeping (hot path).
 CONTENT = Content.__table__
@@ -56,6 +56,8 @@ class ContentRecord:
     meta: dict[str, Any] | None
     result: ResultRecord | None
     existed: bool = False
+    attempts: int = 0
+    failure_reason: str | None = None
 
 
 def new_ids(n: int) -> list[uuid.UUID]:
@@ -83,7 +85,7 @@ def to_record(content: Content, existed: bool = False) -> ContentRecord:
     result = None if r is None else ResultRecord(r.flagged, list(r.categories), dict(r.scores), list(r.spans),
                                                  r.engine_version, r.policy_version, r.created_at)
     return ContentRecord(content.id, content.tenant, content.external_id, content.status, content.created_at,
-                         content.meta, result, existed)
+                         content.meta, result, existed, content.attempts, content.failure_reason)
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -188,22 +190,47 @@ def find_external(sessions: sessionmaker[Session], tenant: str, external_id: str
         return None if content is None else to_record(content)
 
 
-def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UUID) -> str:
+def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UUID, max_attempts: int) -> str:
     """Moderate one pending item. Safe to run twice or concurrently: the row
-    lock and the status check make the second run a no-op."""
+    lock and the status check make the second run a no-op. The attempt is
+    counted in its own transaction first, so a task that always fails (and
+    rolls its work back) still uses up its attempts; past `max_attempts` the
+    item is marked failed with the last error, and nobody re-queues it."""
     with sessions() as session, session.begin():
-        content = session.scalar(
-            select(Content).where(Content.id == content_id, Content.status == ContentStatus.PENDING)
-            .with_for_update(skip_locked=True, of=Content)
-        )
+        content = _pending(session, content_id)
         if content is None:
             return "skipped"
+        if content.attempts >= max_attempts:
+            content.status = ContentStatus.FAILED
+            content.failure_reason = (f"gave up after {content.attempts} attempts"
+                                      + (f": {content.failure_reason}" if content.failure_reason else ""))[:512]
+            CONTENT_FAILED.inc()
+            return "failed"
         content.attempts += 1
-        decision = engine.moderate([content.text])[0]
-        session.execute(insert(RESULT), [_result_row(content.id, decision, utcnow())])
-        content.status = ContentStatus.DONE
+    try:
+        with sessions() as session, session.begin():
+            content = _pending(session, content_id)
+            if content is None:
+                return "skipped"
+            decision = engine.moderate([content.text])[0]
+            session.execute(insert(RESULT), [_result_row(content.id, decision, utcnow())])
+            content.status = ContentStatus.DONE
+            content.failure_reason = None
+    except Exception as exc:
+        # The error's type and first line, never the content.
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:400]
+        with sessions() as session, session.begin():
+            session.execute(update(Content).where(Content.id == content_id).values(failure_reason=reason))
+        raise
     record_decisions([decision.flagged_categories])
     return "flagged" if decision.flagged else "clean"
+
+
+def _pending(session: Session, content_id: uuid.UUID) -> Content | None:
+    return session.scalar(
+        select(Content).where(Content.id == content_id, Content.status == ContentStatus.PENDING)
+        .with_for_update(skip_locked=True, of=Content)
+    )
 
 
 def claim_stale_pending(sessions: sessionmaker[Session], older_than: timedelta, limit: int = 500) -> list[uuid.UUID]:

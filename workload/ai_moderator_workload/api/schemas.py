@@ -121,7 +121,10 @@ class DecisionView(BaseModel):
 class ContentView(BaseModel):
     id: str
     external_id: str | None
-    status: Literal["pending", "done"]
+    status: Literal["pending", "done", "failed"] = Field(
+        description="failed: moderation was attempted max_task_attempts times and failed every time.")
+    attempts: int = Field(description="Moderation attempts so far (0 for content moderated synchronously).")
+    failure_reason: str | None = Field(description="Why the last attempt failed (the error, never the content).")
     created_at: datetime
     metadata: dict[str, Any] | None
     result: DecisionView | None

@@ -8,6 +8,7 @@ from importlib import resources
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -23,6 +24,11 @@ def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resources.files("ai_moderator_workload") / "migrations"))
     return cfg
+
+
+def head_revision() -> str:
+    """The newest schema revision this version ships."""
+    return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
 
 
 def current_revision(settings: Settings) -> str | None:

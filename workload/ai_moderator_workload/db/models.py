@@ -28,6 +28,7 @@ class Base(DeclarativeBase):
 class ContentStatus:
     PENDING = "pending"
     DONE = "done"
+    FAILED = "failed"  # given up after max_task_attempts; failure_reason says why
 
 
 class Content(Base):
@@ -46,6 +47,7 @@ class Content(Base):
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=ContentStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failure_reason: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     result: Mapped[ModerationResult | None] = relationship(back_populates="content", uselist=False, lazy="joined")

@@ -26,6 +26,8 @@ def view(record: ContentRecord) -> dict[str, Any]:
         "id": str(record.id),
         "external_id": record.external_id,
         "status": record.status,
+        "attempts": record.attempts,
+        "failure_reason": record.failure_reason,
         "created_at": record.created_at.isoformat(),
         "metadata": record.meta,
         "result": None if r is None else {
