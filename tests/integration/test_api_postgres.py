@@ -130,7 +130,19 @@ def test_rate_limit_answers_429_with_retry_after(api: str, pg_env: dict[str, str
     with pytest.raises(openai.RateLimitError) as limited:
         client.moderations.create(input="hello")
     assert int(limited.value.response.headers["retry-after"]) >= 1
-    assert "3 requests per minute" in limited.value.message
+    assert "3 units per minute" in limited.value.message
+
+
+def test_rate_limits_charge_by_work(api: str, pg_env: dict[str, str]) -> None:
+    """A unit per input per started 4,000 characters: a list of long texts
+    costs what it makes the engine do, not what "hi" costs."""
+    key = new_key(pg_env, "by-work", "--rate-limit", "20")
+    auth = {"Authorization": f"Bearer {key}"}
+    heavy = {"input": ["word " * 1600] * 4}  # 4 inputs of 8,000 characters: 8 units
+    assert httpx.post(f"{api}/v1/moderations", json=heavy, headers=auth, timeout=60).status_code == 200
+    assert httpx.post(f"{api}/v1/moderations", json=heavy, headers=auth, timeout=60).status_code == 200
+    refused = httpx.post(f"{api}/v1/moderations", json=heavy, headers=auth, timeout=60)
+    assert refused.status_code == 429, "three heavy requests must cost more than 20 units"
 
 
 def test_database_outage_gives_503_and_recovers(pg_env: dict[str, str], tmp_path: Path) -> None:

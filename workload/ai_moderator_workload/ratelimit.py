@@ -17,9 +17,14 @@ from .metrics import RATE_LIMITED, RATE_LIMITER_ERRORS
 log = logging.getLogger(__name__)
 
 # Server time (TIME) keeps buckets consistent across pods with skewed clocks.
+# A request costs `cost` tokens; one costlier than the whole bucket is let
+# through when the bucket is full and leaves it in debt, so large requests are
+# possible but pay for their size in the time that follows.
 _TOKEN_BUCKET = """
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local need = math.min(cost, burst)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
@@ -28,11 +33,11 @@ local ts = tonumber(b[2]) or now
 tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
 local allowed = 0
 local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
+if tokens >= need then
+  tokens = tokens - cost
   allowed = 1
 else
-  wait = (1 - tokens) / rate
+  wait = (need - tokens) / rate
 end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
@@ -51,24 +56,25 @@ class Verdict:
 
 
 class RateLimiter(Protocol):
-    async def hit(self, key: str, per_minute: int, burst: int) -> Verdict: ...
+    async def hit(self, key: str, per_minute: int, burst: int, cost: int = 1) -> Verdict: ...
 
 
 class MemoryRateLimiter:
     def __init__(self) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
 
-    async def hit(self, key: str, per_minute: int, burst: int) -> Verdict:
+    async def hit(self, key: str, per_minute: int, burst: int, cost: int = 1) -> Verdict:
         rate = per_minute / 60.0
         now = time.monotonic()
         tokens, ts = self._buckets.get(key, (float(burst), now))
         tokens = min(burst, tokens + (now - ts) * rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
+        need = min(cost, burst)
+        if tokens >= need:
+            self._buckets[key] = (tokens - cost, now)
             return Verdict(True)
         self._buckets[key] = (tokens, now)
         RATE_LIMITED.inc()
-        return Verdict(False, (1 - tokens) / rate)
+        return Verdict(False, (need - tokens) / rate)
 
 
 class RedisRateLimiter:
@@ -76,9 +82,9 @@ class RedisRateLimiter:
         self._client = client
         self._script = client.register_script(_TOKEN_BUCKET)
 
-    async def hit(self, key: str, per_minute: int, burst: int) -> Verdict:
+    async def hit(self, key: str, per_minute: int, burst: int, cost: int = 1) -> Verdict:
         try:
-            allowed, wait = await self._script(keys=[f"ratelimit:{key}"], args=[per_minute / 60.0, burst])
+            allowed, wait = await self._script(keys=[f"ratelimit:{key}"], args=[per_minute / 60.0, burst, cost])
         except RedisError as exc:
             # Failing open: an unavailable limiter must not take the API down with it.
             RATE_LIMITER_ERRORS.inc()

@@ -10,6 +10,11 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+# Rate limits charge a text route one unit per input per started UNIT_CHARS
+# characters: "hi" costs 1, a list of 256 texts of 32,000 characters 2,048.
+UNIT_CHARS = 4000
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 

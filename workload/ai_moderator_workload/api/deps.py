@@ -8,6 +8,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..apikeys import Principal
+from ..settings import UNIT_CHARS
 from .errors import ApiError
 from .state import AppState
 
@@ -46,23 +47,34 @@ async def authenticate(request: Request, state: AppState) -> Principal:
     return principal
 
 
-async def caller(request: Request, state: State) -> Principal:
+async def authenticated(request: Request, state: State) -> Principal:
     principal: Principal | None = getattr(request.state, "principal", None)
-    if principal is None:
-        principal = await authenticate(request, state)
+    return principal if principal is not None else await authenticate(request, state)
+
+
+async def charge(state: AppState, principal: Principal, units: int) -> None:
+    """Take `units` from the key's token bucket, or answer 429. Routes that
+    moderate text charge by work (limits.text_units); others one unit."""
     settings = state.runtime.settings
     per_minute = principal.rate_limit_per_minute if principal.rate_limit_per_minute is not None \
         else settings.rate_limit_per_minute
     if per_minute > 0:
-        # A bucket never holds more than a minute's worth of requests.
+        # A bucket never holds more than a minute's worth of units.
         burst = min(settings.rate_limit_burst, per_minute)
-        verdict = await state.limiter.hit(principal.key_id, per_minute, burst)
+        verdict = await state.limiter.hit(principal.key_id, per_minute, burst, units)
         if not verdict.allowed:
-            raise ApiError(429, f"Rate limit of {per_minute} requests per minute exceeded for this key.",
+            raise ApiError(429, f"Rate limit of {per_minute} units per minute exceeded for this key (a unit is one "
+                                f"request, or one input per started {UNIT_CHARS} characters).",
                            code="rate_limit_exceeded", headers={"Retry-After": verdict.retry_after_header})
+
+
+async def caller(request: Request, state: State) -> Principal:
+    principal = await authenticated(request, state)
+    await charge(state, principal, 1)
     return principal
 
 
+Authenticated = Annotated[Principal, Depends(authenticated)]
 Caller = Annotated[Principal, Depends(caller)]
 
 

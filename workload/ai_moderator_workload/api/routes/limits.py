@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
-from ...settings import Settings
+from ...apikeys import Principal
+from ...settings import UNIT_CHARS, Settings
+from ..deps import charge
 from ..errors import ApiError
+from ..state import AppState
 
 
 def check_texts(texts: Sequence[str], settings: Settings) -> None:
@@ -20,3 +24,13 @@ def check_texts(texts: Sequence[str], settings: Settings) -> None:
         if not text.strip():
             where = "input" if len(texts) == 1 else f"input[{index}]"
             raise ApiError(422, f"{where} is empty or only whitespace.", code="empty_input", param=where)
+
+
+def text_units(texts: Sequence[str]) -> int:
+    return sum(max(1, math.ceil(len(text) / UNIT_CHARS)) for text in texts)
+
+
+async def admit_texts(texts: Sequence[str], principal: Principal, state: AppState) -> None:
+    """Input limits first (a refused request costs nothing), then the charge by work."""
+    check_texts(texts, state.runtime.settings)
+    await charge(state, principal, text_units(texts))

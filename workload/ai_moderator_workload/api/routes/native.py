@@ -12,10 +12,10 @@ from starlette.concurrency import run_in_threadpool
 
 from ... import store
 from ...store import ContentRecord, Submission
-from ..deps import Caller, State, tenant_scope
+from ..deps import Authenticated, Caller, State, tenant_scope
 from ..errors import ApiError, unavailable
 from ..schemas import ContentRequest, ContentView, ModerateRequest
-from .limits import check_texts
+from .limits import admit_texts
 
 router = APIRouter(prefix="/api/v1", tags=["Moderation"])
 
@@ -39,8 +39,8 @@ def view(record: ContentRecord) -> dict[str, Any]:
 
 
 @router.post("/moderate", response_model=ContentView, summary="Moderate one text now and store the decision")
-async def moderate(body: ModerateRequest, principal: Caller, state: State) -> ORJSONResponse:
-    check_texts([body.text], state.runtime.settings)
+async def moderate(body: ModerateRequest, principal: Authenticated, state: State) -> ORJSONResponse:
+    await admit_texts([body.text], principal, state)
     [record] = await state.batcher.submit([Submission(principal.tenant, body.text, body.external_id, body.metadata)])
     return ORJSONResponse(view(record))
 
@@ -48,8 +48,8 @@ async def moderate(body: ModerateRequest, principal: Caller, state: State) -> OR
 @router.post("/content", response_model=ContentView, status_code=202,
              summary="Submit content for asynchronous moderation",
              responses={200: {"description": "Already submitted with this external_id; the stored item."}})
-async def submit_content(body: ContentRequest, principal: Caller, state: State) -> ORJSONResponse:
-    check_texts([body.text], state.runtime.settings)
+async def submit_content(body: ContentRequest, principal: Authenticated, state: State) -> ORJSONResponse:
+    await admit_texts([body.text], principal, state)
     if state.broker.up is False:
         raise unavailable("the broker")
     item = Submission(principal.tenant, body.text, body.external_id, body.metadata)

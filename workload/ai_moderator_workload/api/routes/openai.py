@@ -9,10 +9,10 @@ from fastapi.responses import ORJSONResponse
 
 from ...engine.categories import CATEGORIES
 from ...store import Submission
-from ..deps import Caller, State
+from ..deps import Authenticated, State
 from ..errors import ApiError
 from ..schemas import ImagePart, OpenAIModerationRequest, OpenAIModerationResponse
-from .limits import check_texts
+from .limits import admit_texts
 
 router = APIRouter(tags=["OpenAI-compatible"])
 
@@ -36,12 +36,12 @@ def _texts(body: OpenAIModerationRequest) -> list[str]:
 
 @router.post("/v1/moderations", response_model=OpenAIModerationResponse,
              summary="Classify text (OpenAI moderation API)")
-async def create_moderation(body: OpenAIModerationRequest, principal: Caller, state: State) -> ORJSONResponse:
+async def create_moderation(body: OpenAIModerationRequest, principal: Authenticated, state: State) -> ORJSONResponse:
     if body.model is not None and body.model not in MODEL_ALIASES:
         raise ApiError(400, f"Unknown model {body.model!r}; use one of {sorted(MODEL_ALIASES)} or omit it.",
                        code="model_not_found", param="model")
     texts = _texts(body)
-    check_texts(texts, state.runtime.settings)
+    await admit_texts(texts, principal, state)
     records = await state.batcher.submit([Submission(principal.tenant, t) for t in texts])
     results = []
     for record in records:
