@@ -105,7 +105,8 @@ class Engine:
         found = self._window_spans(len(texts), spans, scored.spans)
         accurate = np.full(len(texts), self.profile == "accurate")
         if self.profile == "cascade":
-            accurate = (scored.scores >= self.trained.gates).any(axis=1)
+            # Gates were set on consistent scores (a parent at least its child).
+            accurate = (consistent(scored.scores) >= self.trained.gates).any(axis=1)
             chosen = np.flatnonzero(accurate)
             if len(chosen):
                 renumber = {int(i): n for n, i in enumerate(chosen)}
