@@ -145,11 +145,16 @@ def test_rate_limits_charge_by_work(api: str, pg_env: dict[str, str]) -> None:
     assert refused.status_code == 429, "three heavy requests must cost more than 20 units"
 
 
-def test_database_outage_gives_503_and_recovers(pg_env: dict[str, str], tmp_path: Path) -> None:
-    real_port = int(pg_env["DATABASE_URL"].rsplit(":", 1)[1].split("/")[0])
+def through_proxy(pg_env: dict[str, str], variable: str) -> tuple[dict[str, str], TcpProxy]:
+    """The test environment with one server's URL pointed at a proxy the test can cut."""
+    real_port = int(pg_env[variable].rsplit(":", 1)[1].split("/")[0])
     proxy = TcpProxy(real_port)
     proxy.start()
-    env = {**pg_env, "DATABASE_URL": pg_env["DATABASE_URL"].replace(f":{real_port}/", f":{proxy.port}/")}
+    return {**pg_env, variable: pg_env[variable].replace(f":{real_port}/", f":{proxy.port}/")}, proxy
+
+
+def test_database_outage_gives_503_and_recovers(pg_env: dict[str, str], tmp_path: Path) -> None:
+    env, proxy = through_proxy(pg_env, "DATABASE_URL")
     with api_server(env, tmp_path) as base:
         headers = admin(pg_env)
         assert httpx.get(f"{base}/ready").status_code == 200
@@ -170,10 +175,7 @@ def test_database_outage_gives_503_and_recovers(pg_env: dict[str, str], tmp_path
 
 
 def test_a_broker_outage_degrades_only_the_async_route(pg_env: dict[str, str], tmp_path: Path) -> None:
-    real_port = int(pg_env["REDIS_URL"].rsplit(":", 1)[1].split("/")[0])
-    proxy = TcpProxy(real_port)
-    proxy.start()
-    env = {**pg_env, "REDIS_URL": pg_env["REDIS_URL"].replace(f":{real_port}/", f":{proxy.port}/")}
+    env, proxy = through_proxy(pg_env, "REDIS_URL")
     with api_server(env, tmp_path) as base:
         headers = admin(pg_env)
         assert httpx.get(f"{base}/health").json()["broker"] == "ok"
