@@ -36,7 +36,6 @@ class WindowFeatures:
     matrix: np.ndarray  # (windows, features)
     profanity: np.ndarray  # (windows,)
     spans: list[list[Span]]  # rule spans per window, offsets relative to the window
-    jigsaw: np.ndarray | None = None  # (windows, 6) for the accurate stage
 
 
 class Featurizer:
@@ -98,11 +97,9 @@ class Featurizer:
         them; the word-piece logits are fitted, so training adds its own)."""
         profanity = self.profanity.predict(windows).astype(np.float32)
         rule_scores, spans = self._rules(windows)
-        jigsaw = None
         if stage == "fast":
             blocks = [self.static.encode(windows)]
         else:
-            jigsaw = self.jigsaw.predict(windows)
-            blocks = [self.minilm.encode(windows), jigsaw]
+            blocks = [self.minilm.encode(windows), self.jigsaw.predict(windows)]
         matrix = np.concatenate(blocks + [profanity[:, None], rule_scores], axis=1)
-        return WindowFeatures(matrix, profanity, spans, jigsaw)
+        return WindowFeatures(matrix, profanity, spans)

@@ -24,7 +24,7 @@ from .policy import Policy
 from .rules import Span, phrase_pattern
 from .scoring import consistent
 from .weights import Trained, load_trained
-from .windows import windows
+from .windows import text_max, window_spans
 
 
 @dataclass(slots=True)
@@ -80,15 +80,13 @@ class Engine:
         features = self.featurizer.compute(stage, [texts[i][a:b] for i, a, b in spans])
         heads = self.trained.heads[stage]
         logits = heads.window_logits(features.matrix)
-        best = np.full((len(texts), len(CATEGORIES)), -np.inf, np.float32)
-        np.maximum.at(best, owner, logits)
+        best = text_max(logits, owner, len(texts))
         hit = logits >= best[owner]
         index = np.zeros((len(texts), len(CATEGORIES)), np.int64)
         # The first window that reaches the text's maximum drives the category.
         for w in range(len(spans) - 1, -1, -1):
             index[owner[w], hit[w]] = w
-        profanity = np.zeros(len(texts), np.float32)
-        np.maximum.at(profanity, owner, features.profanity)
+        profanity = text_max(features.profanity[:, None], owner, len(texts))[:, 0]
         return _Scored(heads.calibrate(best), index, profanity, features.spans)
 
     def moderate(self, texts: Sequence[str]) -> list[Decision]:
@@ -96,8 +94,7 @@ class Engine:
         if not texts:
             return []
         masked = [self._mask(t) for t in texts]
-        size, stride = self.trained.window
-        spans = [(i, a, b) for i, t in enumerate(masked) for a, b in windows(t, size, stride)]
+        spans = window_spans(masked, *self.trained.window)
         first: Stage = "accurate" if self.profile == "accurate" else "fast"
         scored = self._stage(first, masked, spans)
         scores = scored.scores.copy()

@@ -39,7 +39,7 @@ from .encoders import MiniLM
 from .features import STAGES, Featurizer, Stage
 from .scoring import consistent, quality
 from .weights import Heads, file_digest, heads_digest, heads_path, static_table_path, token_weights_path
-from .windows import STRIDE_WORDS, WINDOW_WORDS, windows
+from .windows import STRIDE_WORDS, WINDOW_WORDS, text_max, window_spans
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +59,8 @@ class Windowed:
 
 
 def split_windows(texts: Sequence[str], size: int = WINDOW_WORDS, stride: int = STRIDE_WORDS) -> Windowed:
-    out: list[str] = []
-    owner: list[int] = []
-    for i, text in enumerate(texts):
-        for start, end in windows(text, size, stride):
-            out.append(text[start:end])
-            owner.append(i)
-    return Windowed(out, np.asarray(owner, dtype=np.int64))
-
-
-def text_max(values: np.ndarray, owner: np.ndarray, texts: int) -> np.ndarray:
-    """Per text, the highest value over its windows."""
-    out = np.full((texts, values.shape[1]), -np.inf, dtype=values.dtype)
-    np.maximum.at(out, owner, values)
-    return out
+    spans = window_spans(texts, size, stride)
+    return Windowed([texts[i][a:b] for i, a, b in spans], np.asarray([i for i, _, _ in spans], dtype=np.int64))
 
 
 class FeatureCache:

@@ -9,6 +9,9 @@ three harmless ones. 64 words every 48 measured best on the dev set, ahead of
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+
+import numpy as np
 
 _WORD = re.compile(r"\S+")
 
@@ -25,3 +28,15 @@ def windows(text: str, size: int = WINDOW_WORDS, stride: int = STRIDE_WORDS) -> 
         return [(0, len(text))]
     starts = list(range(0, len(words) - size, stride)) + [len(words) - size]
     return [(words[s][0], words[s + size - 1][1]) for s in starts]
+
+
+def window_spans(texts: Sequence[str], size: int = WINDOW_WORDS, stride: int = STRIDE_WORDS) -> list[tuple[int, int, int]]:
+    """Every window of a batch of texts as (text index, start, end)."""
+    return [(i, a, b) for i, text in enumerate(texts) for a, b in windows(text, size, stride)]
+
+
+def text_max(values: np.ndarray, owner: np.ndarray, texts: int) -> np.ndarray:
+    """Per text, the highest of its windows' values (rows of `values`, owned by `owner`)."""
+    out = np.full((texts, values.shape[1]), -np.inf, dtype=values.dtype)
+    np.maximum.at(out, owner, values)
+    return out
