@@ -161,15 +161,19 @@ class BrokerMonitor:
         self._interval = interval
         self._timeout = timeout
         self.up: bool | None = None if isinstance(dispatcher, InProcessDispatcher) else True
-        self.queue_length = 0.0
+        self._queue_length = 0.0
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queue_length(self) -> float:
+        """As last read from the broker; the in-process queue is read live."""
+        return self._dispatcher.queue_length() if self.up is None else self._queue_length
 
     async def refresh(self) -> None:
         if self.up is None:
-            self.queue_length = self._dispatcher.queue_length()
             return
         try:
-            self.queue_length = await asyncio.wait_for(asyncio.to_thread(self._dispatcher.queue_length),
+            self._queue_length = await asyncio.wait_for(asyncio.to_thread(self._dispatcher.queue_length),
                                                        self._timeout)
             self.up = True
         except Exception as exc:  # noqa: BLE001 - an unreachable broker is a state, not an error
@@ -178,6 +182,9 @@ class BrokerMonitor:
             self.up = False
 
     def start(self) -> None:
+        if self.up is None:
+            return
+
         async def loop() -> None:
             while True:
                 await self.refresh()

@@ -87,7 +87,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ai = AppState(runtime=runtime, verifier=KeyVerifier(
         settings.admin_api_key.get_secret_value() if settings.admin_api_key else None,
         ttl=settings.api_key_cache_seconds),
-        limiter=limiter, dispatcher=dispatcher, batcher=batcher, broker=broker, redis=redis_client, sweeper=sweeper)
+        limiter=limiter, dispatcher=dispatcher, batcher=batcher, broker=broker, sweeper=sweeper)
     log.info("api ready", extra={"embedded": settings.embedded, "engine": runtime.engine.engine_version,
                                  "policy": runtime.engine.policy_version})
     try:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from ..apikeys import KeyVerifier
 from ..batching import MicroBatcher
 from ..queueing import BrokerMonitor, Dispatcher, Sweeper
@@ -22,5 +20,4 @@ class AppState:
     dispatcher: Dispatcher
     batcher: MicroBatcher[Submission, ContentRecord]
     broker: BrokerMonitor
-    redis: aioredis.Redis | None = None
     sweeper: Sweeper | None = None
