@@ -11,7 +11,9 @@ help:
 	@echo "make demo    - local control plane + operator + example ModerationStack"
 	@echo "make test    - unit, integration (PostgreSQL, Redis) and end-to-end tests"
 	@echo "make bench   - benchmarks (workload and operator)"
-	@echo "make cluster-up / cluster-down - the local Kubernetes control plane"
+	@echo "make cluster-up / cluster-down - the local Kubernetes control plane (kwok nodes)"
+	@echo "make cluster-up REAL=1 / cluster-down REAL=1 - the same with a real node (containerd, kubelet)"
+	@echo "make demo REAL=1 - the demo on real pods"
 
 $(VENV)/.installed: pyproject.toml requirements-models.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,7 +28,7 @@ deps:
 	hack/install-deps.sh
 
 build-k8s:
-	hack/build-k8s.sh
+	REAL=1 hack/build-k8s.sh
 
 cluster-up:
 	hack/cluster-up.sh
@@ -40,7 +42,7 @@ services-up: deps
 services-down:
 	hack/services-down.sh
 
-demo: venv cluster-up
+demo: deps venv cluster-up
 	hack/demo.sh
 
 demo-down:
@@ -48,7 +50,7 @@ demo-down:
 
 # Tests read the servers' URLs from .services/env; the cluster fixture starts
 # the control plane itself when none is running.
-test: deps venv build-k8s services-up
+test: deps venv build-k8s images services-up
 	set -a && source .services/env && set +a && $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 bench: venv build-k8s services-up

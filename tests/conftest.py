@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,12 +23,13 @@ def kubeconfig() -> Iterator[Path]:
     """A kubeconfig for the local control plane: reuses a running one or starts
     one for this session (and then stops it again)."""
     started_here = not _cluster_running()
-    proc = subprocess.run(["bash", str(ROOT / "hack/cluster-up.sh")], capture_output=True, text=True)
+    proc = subprocess.run(["bash", str(ROOT / "hack/cluster-up.sh")], capture_output=True, text=True,
+                          env={**os.environ, "REAL": "0"})
     if proc.returncode != 0:
         pytest.fail(f"local control plane did not start:\n{proc.stderr}", pytrace=False)
     yield CLUSTER_DIR / "kubeconfig"
     if started_here:
-        subprocess.run(["bash", str(ROOT / "hack/cluster-down.sh")], check=False)
+        subprocess.run(["bash", str(ROOT / "hack/cluster-down.sh")], check=False, env={**os.environ, "REAL": "0"})
 
 
 @pytest.fixture(scope="session")
