@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 KUBECTL = $(shell source hack/versions.sh && echo $$K8S_BIN)/kubectl --kubeconfig .cluster/kubeconfig
 PYTEST_ARGS ?=
 
-.PHONY: help deps venv build-k8s cluster-up cluster-down services-up services-down demo demo-down test bench lint
+.PHONY: help deps venv build-k8s cluster-up cluster-down services-up services-down demo demo-down test bench lint images
 
 help:
 	@echo "make demo    - local control plane + operator + example ModerationStack"
@@ -29,6 +29,10 @@ deps:
 
 build-k8s:
 	REAL=1 hack/build-k8s.sh
+
+# Container images (buildah, no registry): $AI_MODERATOR_CACHE/images/current.tsv
+images:
+	hack/build-images.sh
 
 cluster-up:
 	hack/cluster-up.sh

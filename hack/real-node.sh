@@ -110,6 +110,9 @@ oom_score = 0
   tolerate_missing_hugetlb_controller = true
   disable_hugetlb_controller = true
   stream_server_address = "127.0.0.1"
+  # Pod network namespaces under our state dir, so teardown's unmount frees
+  # them (and their veths) even when a pod was never deleted.
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
