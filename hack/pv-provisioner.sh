@@ -12,7 +12,7 @@ while true; do
   "${KUBECTL[@]}" get pvc -A -o jsonpath='{range .items[?(@.status.phase=="Pending")]}{.metadata.namespace}{" "}{.metadata.name}{" "}{.metadata.uid}{" "}{.spec.resources.requests.storage}{" "}{.spec.storageClassName}{"\n"}{end}' 2>/dev/null |
   while read -r ns name uid size class; do
     [[ -n "$uid" && "$class" == standard ]] || continue
-    mkdir -p -m 0777 "$PV_ROOT/$uid" && chmod 0777 "$PV_ROOT/$uid"
+    mkdir -p "$PV_ROOT/$uid" && chmod 0777 "$PV_ROOT/$uid"
     "${KUBECTL[@]}" apply -f - >/dev/null 2>&1 <<PV
 apiVersion: v1
 kind: PersistentVolume

@@ -14,10 +14,12 @@ POD_CIDR="${REAL_POD_CIDR:-10.98.0.0/16}"
 NODE_POD_CIDR="${REAL_NODE_POD_CIDR:-10.98.0.0/24}"
 BRIDGE_IP="${REAL_BRIDGE_IP:-10.98.0.1}"
 SERVICE_CIDR="${REAL_SERVICE_CIDR:-10.97.0.0/16}"
+# shellcheck disable=SC2034 # the apiserver certificate's name, used by cluster-up.sh
 KUBERNETES_SERVICE_IP="${REAL_KUBERNETES_SERVICE_IP:-10.97.0.1}"
 BRIDGE="${REAL_BRIDGE:-aimod-br0}"
 SINK="${REAL_SINK:-aimod-null0}"
 EGRESS_CHAIN=AIMOD-POD-EGRESS
+INPUT_CHAIN=AIMOD-NODE-INPUT
 NODE_NAME=real-node-0
 CONTAINERD_SOCK="$STATE/containerd/containerd.sock"
 # kubelet sets these host sysctls at start; cluster-down puts them back.
@@ -84,6 +86,13 @@ real_network_up() {
   iptables -A "$EGRESS_CHAIN" -i "$BRIDGE" -j DROP
   iptables -A "$EGRESS_CHAIN" -o "$BRIDGE" -j DROP
   iptables -C FORWARD -j "$EGRESS_CHAIN" 2>/dev/null || iptables -I FORWARD 1 -j "$EGRESS_CHAIN"
+  # The node's address answers on the bridge and loopback only, never to a
+  # host outside that routes to it through this machine's other interfaces.
+  iptables -N "$INPUT_CHAIN" 2>/dev/null || iptables -F "$INPUT_CHAIN"
+  iptables -A "$INPUT_CHAIN" -i lo -j RETURN
+  iptables -A "$INPUT_CHAIN" -i "$BRIDGE" -j RETURN
+  iptables -A "$INPUT_CHAIN" -d "$BRIDGE_IP" -j DROP
+  iptables -C INPUT -j "$INPUT_CHAIN" 2>/dev/null || iptables -I INPUT 1 -j "$INPUT_CHAIN"
   ip6tables -N "$EGRESS_CHAIN" 2>/dev/null || ip6tables -F "$EGRESS_CHAIN"
   ip6tables -A "$EGRESS_CHAIN" -i "$BRIDGE" -j DROP
   ip6tables -C FORWARD -j "$EGRESS_CHAIN" 2>/dev/null || ip6tables -I FORWARD 1 -j "$EGRESS_CHAIN"
@@ -252,6 +261,7 @@ real_network_down() {
   ip link del "$SINK" 2>/dev/null
   for ipt in iptables ip6tables; do
     $ipt -D FORWARD -j "$EGRESS_CHAIN" 2>/dev/null; $ipt -F "$EGRESS_CHAIN" 2>/dev/null; $ipt -X "$EGRESS_CHAIN" 2>/dev/null
+    $ipt -D INPUT -j "$INPUT_CHAIN" 2>/dev/null; $ipt -F "$INPUT_CHAIN" 2>/dev/null; $ipt -X "$INPUT_CHAIN" 2>/dev/null
     # The kubelet's own chains and the portmap plugin's.
     $ipt -D INPUT -j KUBE-FIREWALL 2>/dev/null; $ipt -D OUTPUT -j KUBE-FIREWALL 2>/dev/null
     $ipt -F KUBE-FIREWALL 2>/dev/null; $ipt -X KUBE-FIREWALL 2>/dev/null
