@@ -61,4 +61,6 @@ bench: venv build-k8s services-up
 	set -a && source .services/env && set +a && $(PY) -m benchmarks.run
 
 lint: venv
-	$(VENV)/bin/hadolint Dockerfile.operator Dockerfile.workload
+	$(VENV)/bin/ruff check operator workload
+	$(VENV)/bin/mypy
+	$(VENV)/bin/hadolint Dockerfile.operator Dockerfile.workload hack/images/*/Dockerfile

@@ -55,7 +55,8 @@ class Strict(BaseModel):
 # Kubernetes' own quantity syntax (resource.Quantity): checked at admission so
 # that a typo is rejected there, not by the API server when the operator
 # applies a Deployment or claim built from it.
-QUANTITY_REGEX = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+QUANTITY_REGEX = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+                  r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
 
 
 def _check_quantity(value: int | str) -> int | str:
@@ -67,7 +68,8 @@ def _check_quantity(value: int | str) -> int | str:
 Quantity = Annotated[int | str, AfterValidator(_check_quantity), Field(
     description="A Kubernetes quantity, e.g. 500m, 1, 512Mi, 2Gi.", json_schema_extra={"pattern": QUANTITY_REGEX})]
 Cron = Annotated[str, AfterValidator(_check_cron), Field(
-    min_length=1, max_length=100, description="Standard 5-field cron expression (e.g. \"0 3 * * *\") or @daily-style macro.",
+    min_length=1, max_length=100,
+    description="Standard 5-field cron expression (e.g. \"0 3 * * *\") or @daily-style macro.",
     json_schema_extra={"x-kubernetes-validations": [{"rule": f"self.matches(r'{CRON_REGEX}')",
                                                       "message": CRON_MESSAGE}]})]
 
@@ -116,7 +118,8 @@ class WorkerAutoscaling(Autoscaling):
 class Ingress(BaseModel):
     model_config = cel(("!self.enabled || has(self.host)", "ingress.host is required when ingress.enabled is true"))
     enabled: bool = Field(default=False, description="Expose the API through an Ingress.")
-    host: str | None = Field(default=None, min_length=1, max_length=253, description="Host name, e.g. moderation.example.com.")
+    host: str | None = Field(default=None, min_length=1, max_length=253,
+                             description="Host name, e.g. moderation.example.com.")
     className: str | None = Field(default=None, description="IngressClass to use.")
     tlsSecretName: str | None = Field(default=None, description="Secret with the TLS certificate for host.")
     annotations: dict[str, str] | None = Field(default=None, description="Extra Ingress annotations.")
@@ -142,7 +145,8 @@ class WorkerSpec(Strict):
 
 class ManagedPostgres(Strict):
     storage: Quantity = Field(default="10Gi", description="PersistentVolumeClaim size. Default 10Gi.")
-    storageClassName: str | None = Field(default=None, description="StorageClass of the claim (cluster default when unset).")
+    storageClassName: str | None = Field(default=None,
+                                         description="StorageClass of the claim (cluster default when unset).")
     image: str = Field(default="postgres:15-alpine", min_length=1, description="PostgreSQL image.")
     resources: Resources | None = None
 
@@ -165,7 +169,8 @@ class _ManagedOrExternal(BaseModel):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> _ManagedOrExternal:
-        if (getattr(self, "managed") is None) == (getattr(self, "external") is None):
+        fields = dict(self)
+        if (fields["managed"] is None) == (fields["external"] is None):
             raise ValueError(f"{self.label}: set exactly one of managed or external")
         return self
 
@@ -191,7 +196,8 @@ class RedisSpec(_ManagedOrExternal):
 class Limits(Strict):
     maxTextChars: int = Field(default=32_000, ge=1, le=1_000_000, description="Longest accepted text. Default 32000.")
     maxInputs: int = Field(default=256, ge=1, le=10_000, description="Most texts per request. Default 256.")
-    rateLimitPerMinute: int = Field(default=6000, ge=0, description="Default per-key request rate; 0 disables. Default 6000.")
+    rateLimitPerMinute: int = Field(default=6000, ge=0,
+                                    description="Default per-key request rate; 0 disables. Default 6000.")
     rateLimitBurst: int = Field(default=200, ge=1, description="Token-bucket size per key. Default 200.")
 
 
@@ -255,7 +261,8 @@ class BackupSpec(Strict):
     finalBackupOnDelete: bool = Field(
         default=False, description="Take one more backup when the stack is deleted; deletion waits for it. "
                                    "The backup volume is then kept whatever the deletionPolicy.")
-    restoreFrom: str | None = Field(default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$",
+    restoreFrom: str | None = Field(default=None, min_length=1, max_length=255,
+                                    pattern=r"^[A-Za-z0-9_][A-Za-z0-9._-]*$",
                                     description="File name of a backup in the backup storage to restore; each new "
                                                 "value runs one restore while the API is held out of service.")
 
@@ -268,7 +275,8 @@ class CleanupSpec(Strict):
 
 
 class MonitoringSpec(Strict):
-    serviceMonitor: bool = Field(default=True, description="Create a ServiceMonitor when the Prometheus Operator CRD exists.")
+    serviceMonitor: bool = Field(
+        default=True, description="Create a ServiceMonitor when the Prometheus Operator CRD exists.")
 
 
 class NetworkPolicySpec(Strict):
@@ -351,7 +359,8 @@ Phase = Literal["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Pau
 
 class ModerationStackStatus(Strict):
     observedGeneration: int | None = Field(default=None, description="The generation this status describes.")
-    phase: Phase | None = Field(default=None, description="Pending, Migrating, Progressing, Ready, Degraded, Paused, or Deleting (waiting for the final backup).")
+    phase: Phase | None = Field(default=None, description="Pending, Migrating, Progressing, Ready, Degraded, Paused, "
+                                                         "or Deleting (waiting for the final backup).")
     version: str | None = Field(default=None, description="Version rolled out to the API and workers.")
     targetVersion: str | None = Field(default=None, description="Version the spec asks for.")
     api: ReplicaStatus | None = None

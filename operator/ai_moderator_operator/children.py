@@ -11,20 +11,6 @@ from .naming import MANAGER
 
 Key = tuple[str, str, str, str]  # apiVersion, kind, namespace, name
 
-# The kinds whose changes wake their stack, and which may be pruned when the
-# spec stops asking for them (never PVCs: they hold data).
-WATCHED = [
-    ("", "v1", "configmaps", "ConfigMap"), ("", "v1", "services", "Service"), ("", "v1", "secrets", "Secret"),
-    ("apps", "v1", "deployments", "Deployment"), ("apps", "v1", "statefulsets", "StatefulSet"),
-    ("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget"),
-    ("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
-    ("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
-    ("networking.k8s.io", "v1", "ingresses", "Ingress"),
-    ("batch", "v1", "jobs", "Job"), ("batch", "v1", "cronjobs", "CronJob"),
-    ("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim"),
-]
-PRUNABLE = {"Service", "StatefulSet", "PodDisruptionBudget", "HorizontalPodAutoscaler", "NetworkPolicy", "Ingress",
-            "CronJob", "ScaledObject", "ServiceMonitor"}
 MANAGED_SELECTOR = {"app.kubernetes.io/managed-by": MANAGER}
 
 

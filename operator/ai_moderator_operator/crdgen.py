@@ -14,7 +14,8 @@ from .api import GROUP, KIND, PLURAL, VERSION, ModerationStackSpec, ModerationSt
 
 ROOT = Path(__file__).resolve().parents[2]
 CRD_FILE = ROOT / "crds" / "moderationstacks.yaml"
-CHART_CRD_FILE = ROOT / "charts" / "ai-moderator-operator" / "crds" / "moderationstacks.yaml"  # Helm installs CRDs from here
+# Helm installs CRDs from here.
+CHART_CRD_FILE = ROOT / "charts" / "ai-moderator-operator" / "crds" / "moderationstacks.yaml"
 # Children are named "<stack>-<suffix>" (up to 20 characters of suffix) and
 # must stay within the 63 characters of a label value.
 MAX_NAME = 40
@@ -35,10 +36,9 @@ def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
         options = [o for o in schema["anyOf"] if o.get("type") != "null"]
         rest = {k: v for k, v in schema.items() if k != "anyOf"}
         if sorted(o.get("type", "") for o in options) == ["integer", "string"]:
-            node = {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]}
             # A pattern constrains only the string form, as in Kubernetes' own CRDs.
-            node.update({k: rest[k] for k in ("description", "pattern") if k in rest})
-            return node
+            return {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}],
+                    **{k: rest[k] for k in ("description", "pattern") if k in rest}}
         if len(options) != 1:
             raise ValueError(f"cannot express anyOf {options} in a structural schema")
         return structural({**options[0], **rest}, defs)

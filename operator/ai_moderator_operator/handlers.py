@@ -14,14 +14,14 @@ from typing import Any
 import aiohttp
 import kopf
 
-from .api import API_VERSION, GROUP, KIND, PLURAL, VERSION, parse_spec
-from .builders import Context, final_backup_job
-from .children import MANAGED_SELECTOR, WATCHED, ChildCache
-from .kube import ApiError, Kube, resource_path
+from .api import GROUP, PLURAL, VERSION
+from .children import MANAGED_SELECTOR, ChildCache
+from .kube import ApiError, HttpKube
 from .metrics import CONTROLLER, RECONCILE_ERRORS, RECONCILE_TIME, RECONCILE_TOTAL, PhaseBook
-from .naming import PREFIX, Names
-from .reconciler import Capabilities, Degraded, Reconciler, status_patch, transition_event
-from .status import deleting
+from .naming import PREFIX
+from .reconcile.deletion import apply_deletion_policy
+from .reconciler import Degraded, Reconciler
+from .resources import WATCHED
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
@@ -36,12 +36,12 @@ class OperatorState:
     cache: ChildCache = field(default_factory=ChildCache)
     phases: PhaseBook = field(default_factory=PhaseBook)
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
-    kube: Kube | None = None
+    kube: HttpKube | None = None
     reconciler: Reconciler | None = None
 
     def attach(self, conn: kopf.ConnectionInfo) -> None:
-        self.kube = Kube(conn)
-        self.reconciler = Reconciler(self.kube, self.cache, Capabilities(self.kube))
+        self.kube = HttpKube(conn)
+        self.reconciler = Reconciler.over(self.kube, self.cache)
 
     def wakeup(self, key: Key) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
@@ -83,7 +83,7 @@ async def close(**_: Any) -> None:
         await STATE.kube.close()
 
 
-async def child_event(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
+async def child_event(event: kopf.RawEvent, body: kopf.Body, **_: Any) -> None:
     obj = dict(body)
     STATE.cache.observe(event.get("type"), obj)
     meta = obj["metadata"]
@@ -92,25 +92,27 @@ async def child_event(event: dict[str, Any], body: kopf.Body, **_: Any) -> None:
         STATE.wake((meta.get("namespace", ""), instance))
 
 
-for _group, _version, _plural, _kind in WATCHED:
-    kopf.on.event(f"{_group}/{_version}" if _group else _version, _plural, labels=MANAGED_SELECTOR,
-                  id=f"watch-{_plural}")(child_event)
+for _resource in WATCHED:
+    kopf.on.event(_resource.api_version, _resource.plural, labels=MANAGED_SELECTOR,
+                  id=f"watch-{_resource.plural}")(child_event)
 
 
-def _referenced(namespace: str, name: str, **_: Any) -> bool:
-    return bool(STATE.cache.referencing(namespace, name))
+def _referenced(namespace: str | None, name: str | None, **_: Any) -> bool:
+    return bool(namespace and name and STATE.cache.referencing(namespace, name))
 
 
 @kopf.on.event("v1", "secrets", when=_referenced, id="watch-referenced-secrets")
-async def referenced_secret_event(namespace: str, name: str, **_: Any) -> None:
+async def referenced_secret_event(namespace: str | None, name: str | None, **_: Any) -> None:
     """A user's Secret that stacks reference changed (e.g. a rotated database
     URL): reconcile them now, so the config hash rolls their pods."""
+    assert namespace and name
     for stack in STATE.cache.referencing(namespace, name):
         STATE.wake((namespace, stack))
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def stack_event(event: dict[str, Any], name: str, namespace: str, **_: Any) -> None:
+async def stack_event(event: kopf.RawEvent, name: str | None, namespace: str | None, **_: Any) -> None:
+    assert namespace and name
     if event.get("type") == "DELETED":
         STATE.cache.set_references(namespace, name, set())
         STATE.phases.set((namespace, name), None)
@@ -119,73 +121,15 @@ async def stack_event(event: dict[str, Any], name: str, namespace: str, **_: Any
         STATE.wake((namespace, name))
 
 
-async def _final_backup(reconciler: Reconciler, body: dict[str, Any]) -> None:
-    """Run the final backup Job and wait for it (kopf retries this handler,
-    keeping the finalizer, until the Job has succeeded)."""
-    meta = body["metadata"]
-    spec = parse_spec(body.get("spec") or {})
-    version = (body.get("status") or {}).get("version")
-    if version is None:
-        log.info("no final backup of %s/%s: no version was ever rolled out", meta["namespace"], meta["name"])
-        return
-    ctx = Context(meta["name"], meta["namespace"], meta["uid"], spec, version, "")
-    manifest = final_backup_job(ctx, version)
-    kube = reconciler.kube
-    job = await kube.get("batch/v1", "Job", ctx.namespace, manifest["metadata"]["name"]) or await kube.apply(manifest)
-    phase, message, _ = await reconciler.job_outcome(job)
-    if phase == "Succeeded":
-        log.info("final backup of %s/%s done", ctx.namespace, ctx.name)
-        return
-    if phase == "Failed":
-        why = (f"the final backup Job {ctx.names.final_backup} failed ({message}); deletion waits: delete the Job "
-               "to try again, or set spec.backup.finalBackupOnDelete to false to delete without it")
-    else:
-        why = f"waiting for the final backup Job {ctx.names.final_backup} before deleting"
-    await _write_status(kube, body, deleting(body.get("status") or {}, why))
-    STATE.phases.set((ctx.namespace, ctx.name), "Deleting")
-    raise kopf.TemporaryError(why, delay=30 if phase == "Failed" else 2)
-
-
 @kopf.on.delete(GROUP, VERSION, PLURAL, id="deletion-policy")
-async def apply_deletion_policy(body: kopf.Body, name: str, namespace: str, **_: Any) -> None:
-    """Optionally back up once more, then apply the deletion policy. Retain:
-    the data Secret and backup volume lose their owner reference, so garbage
-    collection keeps them (database and Redis volumes are never owned).
-    Delete: those volumes go too -- except the backup volume holding a final
-    backup."""
-    assert STATE.kube is not None and STATE.reconciler is not None
-    names = Names(name)
-    spec = dict(body.get("spec") or {})
-    final = bool((spec.get("backup") or {}).get("finalBackupOnDelete"))
-    if final:
-        await _final_backup(STATE.reconciler, dict(body))
-    retain = spec.get("deletionPolicy", "Retain") == "Retain"
-    kept = ([("Secret", names.app_secret)] if retain else []) + (
-        [("PersistentVolumeClaim", names.backups_pvc)] if retain or final else [])
-    for kind, child in kept:
-        if await STATE.kube.get("v1", kind, namespace, child) is not None:
-            await STATE.kube.merge_patch("v1", kind, namespace, child, {"metadata": {"ownerReferences": None}})
-    if not retain:
-        claims = [f"data-{names.postgres}-0", f"data-{names.redis}-0"] + ([] if final else [names.backups_pvc])
-        for claim in claims:
-            await STATE.kube.delete("v1", "PersistentVolumeClaim", namespace, claim)
-    log.info("deletion policy %s applied to %s/%s", "Retain" if retain else "Delete", namespace, name,
-             extra={"kept": [c for _, c in kept]})
-
-
-async def _write_status(kube: Kube, body: dict[str, Any], status: dict[str, Any]) -> None:
-    meta = body["metadata"]
-    old = body.get("status") or {}
-    patch = status_patch(old, status)
-    if patch is None:
-        return
-    await kube.merge_patch(API_VERSION, KIND, meta["namespace"], meta["name"], {"status": patch}, "status")
-    event = transition_event(meta["name"], meta["namespace"], meta["uid"], old.get("phase"), status)
-    if event is not None:
-        try:
-            await kube.request("POST", resource_path("v1", "Event", meta["namespace"]), event)
-        except ApiError as exc:  # an Event is informative; never fail a reconcile over it
-            log.debug("could not post event: %s", exc)
+async def deletion_policy(body: kopf.Body, name: str | None, namespace: str | None, **_: Any) -> None:
+    """The final backup (if asked for) and the deletion policy, in
+    reconcile/deletion.py; kopf keeps the finalizer and retries while it waits."""
+    assert STATE.reconciler is not None and namespace and name
+    wait = await apply_deletion_policy(STATE.reconciler.applier, STATE.reconciler.outcomes, dict(body))
+    if wait is not None:
+        STATE.phases.set((namespace, name), "Deleting")
+        raise kopf.TemporaryError(wait.message, delay=wait.delay)
 
 
 async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: float) -> None:
@@ -202,8 +146,9 @@ async def _sleep(wake: asyncio.Event, stopped: kopf.DaemonStopped, timeout: floa
 
 
 @kopf.daemon(GROUP, VERSION, PLURAL, id="reconcile", cancellation_timeout=10)
-async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, name: str, namespace: str,
+async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, name: str | None, namespace: str | None,
                          **_: Any) -> None:
+    assert namespace and name
     key = (namespace, name)
     wake = STATE.wakeup(key)
     failures = 0
@@ -216,15 +161,15 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, name: str
             await _sleep(wake, stopped, RESYNC_SECONDS)
             continue
         started = time.perf_counter()
-        assert STATE.reconciler is not None and STATE.kube is not None
+        assert STATE.reconciler is not None
         try:
             try:
                 status, delay = await STATE.reconciler.reconcile(snapshot)
                 result = "requeue" if delay else "success"
             except Degraded as degraded:
                 status, delay, result = degraded.status, None, "error"
-            await _write_status(STATE.kube, snapshot, status)
-        except (ApiError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            await STATE.reconciler.applier.write_status(snapshot, status)
+        except (TimeoutError, ApiError, aiohttp.ClientError) as exc:
             # Transient (API server restarting, namespace terminating): retry
             # with backoff, leave the status as it was.
             log.warning("reconcile of %s/%s failed; retrying: %s", namespace, name, str(exc)[:300],

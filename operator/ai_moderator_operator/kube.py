@@ -1,6 +1,8 @@
-"""A small asyncio client for the Kubernetes API: server-side apply with one
-field manager, reads, deletes and status patches. It reuses the credentials
-kopf logged in with, so the operator has one notion of "the cluster"."""
+"""The Kubernetes API as the reconcile steps see it (`Kube`), and its asyncio
+HTTP implementation: server-side apply with one field manager, reads,
+deletes and status patches. `HttpKube` reuses the credentials kopf logged in
+with, so the operator has one notion of "the cluster"; the unit tests use an
+in-memory implementation of the same protocol."""
 
 from __future__ import annotations
 
@@ -9,36 +11,14 @@ import json
 import ssl
 import tempfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import kopf
 
-from .api import API_VERSION, KIND, PLURAL
 from .metrics import API_REQUESTS
 from .naming import MANAGER
-
-# (apiVersion, kind) -> (plural, namespaced)
-RESOURCES: dict[tuple[str, str], tuple[str, bool]] = {
-    ("v1", "Secret"): ("secrets", True),
-    ("v1", "ConfigMap"): ("configmaps", True),
-    ("v1", "Service"): ("services", True),
-    ("v1", "PersistentVolumeClaim"): ("persistentvolumeclaims", True),
-    ("v1", "Event"): ("events", True),
-    ("v1", "Pod"): ("pods", True),
-    ("apps/v1", "Deployment"): ("deployments", True),
-    ("apps/v1", "StatefulSet"): ("statefulsets", True),
-    ("policy/v1", "PodDisruptionBudget"): ("poddisruptionbudgets", True),
-    ("autoscaling/v2", "HorizontalPodAutoscaler"): ("horizontalpodautoscalers", True),
-    ("networking.k8s.io/v1", "NetworkPolicy"): ("networkpolicies", True),
-    ("networking.k8s.io/v1", "Ingress"): ("ingresses", True),
-    ("batch/v1", "Job"): ("jobs", True),
-    ("batch/v1", "CronJob"): ("cronjobs", True),
-    ("keda.sh/v1alpha1", "ScaledObject"): ("scaledobjects", True),
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): ("servicemonitors", True),
-    (API_VERSION, KIND): (PLURAL, True),
-    ("apiextensions.k8s.io/v1", "CustomResourceDefinition"): ("customresourcedefinitions", False),
-}
+from .resources import BY_KIND
 
 
 class ApiError(Exception):
@@ -49,11 +29,29 @@ class ApiError(Exception):
         self.message = message
 
 
+class Kube(Protocol):
+    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None: ...
+
+    async def list(self, api_version: str, kind: str, namespace: str | None,
+                   label_selector: str | None = None) -> list[dict[str, Any]]: ...
+
+    async def delete(self, api_version: str, kind: str, namespace: str | None, name: str,
+                     propagation: str = "Background") -> None: ...
+
+    async def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any],
+                          subresource: str | None = None) -> dict[str, Any] | None: ...
+
+
 def resource_path(api_version: str, kind: str, namespace: str | None, name: str | None = None,
                   subresource: str | None = None) -> str:
-    plural, namespaced = RESOURCES[(api_version, kind)]
+    resource = BY_KIND[(api_version, kind)]
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
-    path = f"{base}/namespaces/{namespace}/{plural}" if namespaced and namespace else f"{base}/{plural}"
+    path = (f"{base}/namespaces/{namespace}/{resource.plural}" if resource.namespaced and namespace
+            else f"{base}/{resource.plural}")
     if name:
         path += f"/{name}"
     if subresource:
@@ -86,7 +84,7 @@ def _temp_pem(data: str | bytes) -> str:
 
 
 @dataclass
-class Kube:
+class HttpKube:
     conn: kopf.ConnectionInfo
     session: aiohttp.ClientSession | None = None
 
@@ -131,6 +129,12 @@ class Kube:
         assert result is not None
         return result
 
+    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        path = resource_path(manifest["apiVersion"], manifest["kind"], manifest["metadata"].get("namespace"))
+        result = await self.request("POST", path, manifest)
+        assert result is not None
+        return result
+
     async def get(self, api_version: str, kind: str, namespace: str | None, name: str) -> dict[str, Any] | None:
         return await self.request("GET", resource_path(api_version, kind, namespace, name))
 
@@ -149,6 +153,3 @@ class Kube:
                           subresource: str | None = None) -> dict[str, Any] | None:
         return await self.request("PATCH", resource_path(api_version, kind, namespace, name, subresource), patch,
                                   "application/merge-patch+json")
-
-    async def exists(self, api_version: str, kind: str, namespace: str | None, name: str) -> bool:
-        return await self.get(api_version, kind, namespace, name) is not None

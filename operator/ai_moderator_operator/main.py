@@ -1,4 +1,5 @@
-"""`ai-moderator operator`: runs the kopf operator with its metrics endpoint."""
+"""`ai-moderator-operator` (also `ai-moderator operator`): runs the kopf
+operator with its metrics endpoint."""
 
 from __future__ import annotations
 
@@ -12,6 +13,23 @@ from prometheus_client import start_http_server
 from ai_moderator_workload.logs import configure_logging
 
 log = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ai-moderator-operator", description="Run the Kubernetes operator.")
+    parser.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (repeatable)")
+    parser.add_argument("--metrics-port", type=int, default=8080)
+    parser.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
+    parser.add_argument("--peering", default=None, help="kopf peering name (leader election with >1 replica)")
+    parser.add_argument("--json-logs", action="store_true", help="JSON log lines (set in containers)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        return run(build_parser().parse_args(argv))
+    except KeyboardInterrupt:
+        return 130
 
 
 def run(args: argparse.Namespace) -> int:

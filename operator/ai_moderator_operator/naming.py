@@ -17,6 +17,22 @@ APP_NAME = "ai-moderator"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
 
+class Component:
+    """Values of the component label: what selectors, status and tests match on."""
+
+    API = "api"
+    WORKER = "worker"
+    DATABASE = "database"
+    REDIS = "redis"
+    MIGRATION = "migration"
+    BACKUP = "backup"
+    BACKUP_VERIFY = "backup-verify"
+    CLEANUP = "cleanup"
+    RESTORE = "restore"
+    # Pods that run the workload image (the data NetworkPolicy admits them).
+    APP = (API, WORKER, MIGRATION, BACKUP, BACKUP_VERIFY, CLEANUP, RESTORE)
+
+
 def labels(stack: str, component: str | None, version: str | None = None) -> dict[str, str]:
     result = {
         "app.kubernetes.io/name": APP_NAME,
@@ -58,6 +74,15 @@ class Names:
         self.cleanup = f"{stack}-cleanup"
         self.network_policy = f"{stack}-data"
 
-    def migration_job(self, image: str) -> str:
-        """One Job per target image: the name is the idempotency key across restarts."""
-        return f"{self.stack}-migrate-{digest(image, length=8)}"
+    def migration_job(self, image: str, retry: str = "") -> str:
+        """One Job per target image (and retry token): the name is the
+        idempotency key across restarts."""
+        return f"{self.stack}-migrate-{digest(image + (f'#{retry}' if retry else ''), length=8)}"
+
+    def restore_job(self, backup_file: str) -> str:
+        """One Job per backup file: each file is restored once."""
+        return f"{self.stack}-restore-{digest(backup_file, length=8)}"
+
+    def backup_now_job(self, request: str) -> str:
+        """One Job per backup-now request token."""
+        return f"{self.backup}-now-{digest(request, length=8)}"

@@ -1,15 +1,19 @@
-"""Status from what exists: pure functions from observed children to the
-status block, keeping lastTransitionTime unless a condition really changes."""
+"""Status from what exists: pure functions from what the reconcile steps
+observed to the status block (keeping lastTransitionTime unless a condition
+really changes), the merge patch that writes it, and the Event of a phase
+transition."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
+
+from .api import API_VERSION, KIND, BackupStatus, MigrationStatus, RestoreStatus
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 @dataclass
@@ -60,13 +64,18 @@ class Observed:
     endpoint: str
     paused: bool = False
     problem: tuple[str, str] | None = None  # (reason, message) that makes the stack Degraded
-    migration: dict[str, Any] | None = None
+    migration: MigrationStatus | None = None
     migration_failed: bool = False
     migrating: bool = False
-    backup: dict[str, Any] | None = None
+    backup: BackupStatus | None = None
     backup_failed: bool = False
-    restore: dict[str, Any] | None = None
+    restore: RestoreStatus | None = None
     restore_requested: bool = False  # a failed restore degrades the stack only while it is still asked for
+
+
+def dumped(block: MigrationStatus | BackupStatus | RestoreStatus | None) -> dict[str, Any] | None:
+    """A status block as it is stored (times as RFC 3339 with Z, no empty fields)."""
+    return None if block is None else block.model_dump(mode="json", exclude_none=True)
 
 
 def _condition(previous: list[dict[str, Any]], ctype: str, ok: bool, reason: str, message: str,
@@ -85,14 +94,14 @@ def phase_of(o: Observed) -> tuple[str, str]:
     if o.problem:
         return "Degraded", o.problem[1]
     if o.migration_failed:
-        message = (o.migration or {}).get("message") or "migration failed"
+        message = (o.migration.message if o.migration else None) or "migration failed"
         return "Degraded", f"migration to {o.target_version} failed: {message}"
     if o.migrating:
         return "Migrating", f"migrating the database schema for {o.target_version}"
-    if o.restore is not None and o.restore.get("phase") == "Running":
-        return "Progressing", f"restoring backup {o.restore.get('request')}; the API is held out of service"
-    if o.restore is not None and o.restore.get("phase") == "Failed" and o.restore_requested:
-        return "Degraded", f"restore of {o.restore.get('request')} failed: {o.restore.get('message', '')}"
+    if o.restore is not None and o.restore.phase == "Running":
+        return "Progressing", f"restoring backup {o.restore.request}; the API is held out of service"
+    if o.restore is not None and o.restore.phase == "Failed" and o.restore_requested:
+        return "Degraded", f"restore of {o.restore.request} failed: {o.restore.message or ''}"
     if o.rolled_out_version is None:
         return "Pending", "waiting for the first migration"
     if not (o.api.settled and o.worker.settled and o.data_ready):
@@ -128,16 +137,17 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     ]
     if o.migration is not None:
         succeeded = not o.migration_failed and not o.migrating
-        conditions.append(cond("MigrationSucceeded", succeeded,
-                               "MigrationFailed" if o.migration_failed else ("Migrating" if o.migrating else "Succeeded"),
-                               o.migration.get("message") or ""))
-    if o.backup is not None and (o.backup.get("lastSuccessTime") or o.backup_failed):
+        reason = "MigrationFailed" if o.migration_failed else ("Migrating" if o.migrating else "Succeeded")
+        conditions.append(cond("MigrationSucceeded", succeeded, reason,
+                               o.migration.message or ""))
+    backup = dumped(o.backup)
+    if backup is not None and (backup.get("lastSuccessTime") or o.backup_failed):
         conditions.append(cond("BackupSucceeded", not o.backup_failed,
-                               "BackupFailed" if o.backup_failed else "Succeeded", o.backup.get("lastError") or ""))
-    if o.backup is not None and o.backup.get("lastVerifyResult"):
-        verified = o.backup["lastVerifyResult"] == "Succeeded"
+                               "BackupFailed" if o.backup_failed else "Succeeded", backup.get("lastError") or ""))
+    if backup is not None and backup.get("lastVerifyResult"):
+        verified = backup["lastVerifyResult"] == "Succeeded"
         conditions.append(cond("BackupVerified", verified, "Verified" if verified else "VerifyFailed",
-                               o.backup.get("lastVerifyError") or f"test restore at {o.backup['lastVerifyTime']}"))
+                               backup.get("lastVerifyError") or f"test restore at {backup['lastVerifyTime']}"))
     status: dict[str, Any] = {
         "observedGeneration": o.generation,
         "phase": phase,
@@ -149,12 +159,44 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     }
     if o.rolled_out_version is not None:
         status["version"] = o.rolled_out_version
-    if o.migration is not None:
-        status["migration"] = o.migration
-    if o.backup is not None:
-        status["backup"] = o.backup
-    if o.restore is not None:
-        status["restore"] = o.restore
+    for key, block in (("migration", dumped(o.migration)), ("backup", backup), ("restore", dumped(o.restore))):
+        if block is not None:
+            status[key] = block
     if serving and phase == "Degraded":
         conditions[0]["message"] = f"{message} (the previous version keeps serving)"
     return status
+
+
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
+    """A JSON merge patch (RFC 7386) from old to new status, None when equal.
+    Keys gone from new become null at every depth, so a nested block such as
+    status.migration never keeps a stale field."""
+    if old == new:
+        return None
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = status_patch(before, value)
+            if nested is not None:
+                patch[key] = nested
+        elif value != before:
+            patch[key] = value
+    return patch
+
+
+def transition_event(name: str, namespace: str, uid: str, old_phase: str | None, status: dict[str, Any]
+                     ) -> dict[str, Any] | None:
+    """The Event of a phase change (Warning when it becomes Degraded), None without one."""
+    phase = status.get("phase")
+    if phase == old_phase:
+        return None
+    message = next((c["message"] for c in status.get("conditions", []) if c["type"] == "Ready"), "")
+    stamp = now_iso()
+    return {"apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{name}.", "namespace": namespace},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": name, "namespace": namespace,
+                               "uid": uid},
+            "reason": phase, "message": message[:1024], "type": "Warning" if phase == "Degraded" else "Normal",
+            "source": {"component": "ai-moderator-operator"}, "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "count": 1}

@@ -54,9 +54,10 @@ def install(dockerfile: str, tmp_path: Path) -> Path:
 
 def test_operator_image_steps_give_a_working_operator_without_the_model(tmp_path: Path) -> None:
     venv = install("Dockerfile.operator", tmp_path)
-    help_text = subprocess.run([str(venv / "bin" / "ai-moderator"), "operator", "--help"], capture_output=True,
-                               text=True, check=True).stdout
-    assert "--namespace" in help_text
+    for command in (["ai-moderator-operator"], ["ai-moderator", "operator"]):
+        help_text = subprocess.run([str(venv / "bin" / command[0]), *command[1:], "--help"], capture_output=True,
+                                   text=True, check=True).stdout
+        assert "--namespace" in help_text and "ai-moderator-operator" in help_text
     for absent in ("profanity_check", "sklearn", "fastapi"):
         probe = subprocess.run([str(venv / "bin" / "python"), "-c", f"import {absent}"], capture_output=True)
         assert probe.returncode != 0, f"{absent} must not be in the operator image"

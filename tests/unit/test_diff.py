@@ -32,7 +32,7 @@ def test_empty_collections_match_absent_fields() -> None:
 
 
 def test_status_patch_nulls_fields_that_disappeared_at_any_depth() -> None:
-    from ai_moderator_operator.reconciler import status_patch
+    from ai_moderator_operator.status import status_patch
 
     old = {"phase": "Ready", "migration": {"job": "a", "phase": "Succeeded", "completionTime": "t1"}, "restore": {}}
     new = {"phase": "Migrating", "migration": {"job": "b", "phase": "Running"}}
@@ -45,7 +45,7 @@ def test_status_patch_nulls_fields_that_disappeared_at_any_depth() -> None:
 
 
 def test_a_failed_job_is_explained_by_its_last_failed_pod() -> None:
-    from ai_moderator_operator.reconciler import last_failed_attempt
+    from ai_moderator_operator.reconcile.jobs import last_failed_attempt
 
     def pod(finished: str, code: int, message: str = "") -> dict:
         terminated = {"exitCode": code, "reason": "Error" if code else "Completed", "finishedAt": finished,

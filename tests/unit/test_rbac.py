@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import yaml
 
-from ai_moderator_operator.children import WATCHED
-from ai_moderator_operator.kube import RESOURCES
+from ai_moderator_operator.resources import TABLE, WATCHED
 from kube import ROOT
 
 
@@ -23,13 +22,13 @@ def allowed(group: str, plural: str) -> set[str]:
 
 
 def test_every_child_kind_can_be_watched_applied_and_pruned() -> None:
-    for (api_version, _kind), (plural, _namespaced) in RESOURCES.items():
-        group = api_version.rsplit("/", 1)[0] if "/" in api_version else ""
-        if plural in ("moderationstacks", "customresourcedefinitions", "events", "pods"):
+    for resource in TABLE:
+        if resource.plural in ("moderationstacks", "customresourcedefinitions", "events", "pods"):
             continue
-        assert {"get", "list", "watch", "create", "patch", "delete"} <= allowed(group, plural), plural
-    for group, _version, plural, _kind in WATCHED:
-        assert {"list", "watch"} <= allowed(group, plural), plural
+        assert {"get", "list", "watch", "create", "patch", "delete"} <= allowed(resource.group, resource.plural), \
+            resource.plural
+    for resource in WATCHED:
+        assert {"list", "watch"} <= allowed(resource.group, resource.plural), resource.plural
 
 
 def test_stacks_and_their_status() -> None:

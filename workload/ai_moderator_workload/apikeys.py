@@ -3,6 +3,7 @@ constant time. Keys have high entropy, so a fast hash is enough (no KDF)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
@@ -12,8 +13,9 @@ import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from .audit import record
@@ -69,11 +71,10 @@ def list_keys(session: Session) -> list[ApiKey]:
 
 def revoke_key(session: Session, key_id_or_prefix: str, actor: str = "cli") -> bool:
     condition = ApiKey.prefix == key_id_or_prefix
-    try:
+    with contextlib.suppress(ValueError):
         condition = condition | (ApiKey.id == uuid.UUID(key_id_or_prefix))
-    except ValueError:
-        pass
-    done = session.execute(update(ApiKey).where(condition, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    done = cast(CursorResult[Any], session.execute(
+        update(ApiKey).where(condition, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())))
     if done.rowcount:
         record(session, actor, "apikey.revoke", key_id_or_prefix, None)
     return bool(done.rowcount)

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
 
@@ -58,13 +58,13 @@ def _tool(name: str) -> str:
 
 
 def backup_name(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime(NAME_FORMAT)
+    return (now or datetime.now(UTC)).strftime(NAME_FORMAT)
 
 
 def taken_at(name: str) -> datetime | None:
     """When a backup was taken, from its name (None: not one of ours)."""
     try:
-        return datetime.strptime(name, NAME_FORMAT).replace(tzinfo=timezone.utc)
+        return datetime.strptime(name, NAME_FORMAT).replace(tzinfo=UTC)
     except ValueError:
         return None
 
@@ -177,7 +177,7 @@ class _CompressedDump:
     def __init__(self, database_url: str) -> None:
         cmd = [_tool("pg_dump"), "--clean", "--if-exists", "--no-owner", "--no-privileges"]
         # stderr to a file, not a pipe: nobody reads it until the end, and a full pipe would stall pg_dump.
-        self._stderr = tempfile.TemporaryFile()
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close(), after pg_dump exits
         self._proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._stderr,
                                       env=libpq_env(database_url))
         self._zip = zlib.compressobj(6, zlib.DEFLATED, 31)  # wbits 31: gzip framing
@@ -226,7 +226,7 @@ def backup(database_url: str, location: str) -> str:
 def expired(names: list[str], keep: int | None, keep_days: int | None, now: datetime | None = None) -> list[str]:
     """The backups retention removes: beyond the `keep` newest, or older than
     `keep_days`. The newest backup is always kept; other files are never touched."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     ours = sorted(((n, t) for n in names if (t := taken_at(n)) is not None), reverse=True)
     return [name for index, (name, taken) in enumerate(ours) if index > 0 and (
         (keep is not None and index >= keep) or (keep_days is not None and now - taken > timedelta(days=keep_days)))]
@@ -291,7 +291,7 @@ def scratch_database(database_url: str) -> Iterator[str]:
     import psycopg
 
     url = make_url(database_url)
-    name = f"{url.database or 'moderation'}_verify_{datetime.now(timezone.utc):%Y%m%d%H%M%S}"[:63]
+    name = f"{url.database or 'moderation'}_verify_{datetime.now(UTC):%Y%m%d%H%M%S}"[:63]
     admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')

@@ -6,27 +6,28 @@ the first item waits at most `max_wait` for company."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-I = TypeVar("I")
-O = TypeVar("O")
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 
 @dataclass(slots=True)
-class _Request(Generic[I, O]):
-    items: Sequence[I]
-    future: asyncio.Future[list[O]]
+class _Request(Generic[In, Out]):
+    items: Sequence[In]
+    future: asyncio.Future[list[Out]]
 
 
-class MicroBatcher(Generic[I, O]):
-    def __init__(self, fn: Callable[[list[I]], list[O]], max_size: int, max_wait: float, in_flight: int = 2) -> None:
+class MicroBatcher(Generic[In, Out]):
+    def __init__(self, fn: Callable[[list[In]], list[Out]], max_size: int, max_wait: float, in_flight: int = 2) -> None:
         self._fn = fn
         self._max_size = max_size
         self._max_wait = max_wait
-        self._queue: list[_Request[I, O]] = []
+        self._queue: list[_Request[In, Out]] = []
         self._queued_items = 0
         self._wakeup = asyncio.Event()
         self._full = asyncio.Event()
@@ -47,8 +48,8 @@ class MicroBatcher(Generic[I, O]):
             self._runner = None
         self._executor.shutdown(wait=True)
 
-    async def submit(self, items: Sequence[I]) -> list[O]:
-        future: asyncio.Future[list[O]] = asyncio.get_running_loop().create_future()
+    async def submit(self, items: Sequence[In]) -> list[Out]:
+        future: asyncio.Future[list[Out]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(items, future))
         self._queued_items += len(items)
         self._wakeup.set()
@@ -56,8 +57,8 @@ class MicroBatcher(Generic[I, O]):
             self._full.set()
         return await future
 
-    def _take(self) -> list[_Request[I, O]]:
-        taken: list[_Request[I, O]] = []
+    def _take(self) -> list[_Request[In, Out]]:
+        taken: list[_Request[In, Out]] = []
         count = 0
         # Whole requests only; a single request larger than max_size goes alone.
         while self._queue and (not taken or count + len(self._queue[0].items) <= self._max_size):
@@ -77,23 +78,21 @@ class MicroBatcher(Generic[I, O]):
             await self._wakeup.wait()
             await self._slots.acquire()
             if self._max_wait > 0 and self._queued_items < self._max_size:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._full.wait(), self._max_wait)
-                except TimeoutError:
-                    pass
             batch = self._take()
             if not batch:
                 self._slots.release()
                 continue
             loop.create_task(self._process(loop, batch))
 
-    async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[_Request[I, O]]) -> None:
+    async def _process(self, loop: asyncio.AbstractEventLoop, batch: list[_Request[In, Out]]) -> None:
         try:
             await self._deliver(loop, batch)
         finally:
             self._slots.release()
 
-    async def _deliver(self, loop: asyncio.AbstractEventLoop, batch: list[_Request[I, O]]) -> None:
+    async def _deliver(self, loop: asyncio.AbstractEventLoop, batch: list[_Request[In, Out]]) -> None:
         flat = [item for request in batch for item in request.items]
         try:
             results = await loop.run_in_executor(self._executor, self._fn, flat)

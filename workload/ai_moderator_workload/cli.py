@@ -167,9 +167,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_operator(args: argparse.Namespace) -> int:
-    from ai_moderator_operator.main import run
+    # An alias of `ai-moderator-operator`: the operator's code (and kopf) is
+    # imported only when it runs, and it parses its own options.
+    from ai_moderator_operator.main import main as operator_main
 
-    return run(args)
+    return operator_main(args.operator_args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,17 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
-    op = sub.add_parser("operator", help="run the Kubernetes operator")
-    op.add_argument("--namespace", "-n", action="append", default=[], help="watch only these (repeatable)")
-    op.add_argument("--metrics-port", type=int, default=8080)
-    op.add_argument("--liveness", default="http://0.0.0.0:8081/healthz")
-    op.add_argument("--peering", default=None, help="kopf peering name (leader election with >1 replica)")
-    op.add_argument("--json-logs", action="store_true", help="JSON log lines (set in containers)")
+    op = sub.add_parser("operator", add_help=False,
+                        help="run the Kubernetes operator (same as ai-moderator-operator; --help for its options)")
+    op.add_argument("operator_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     op.set_defaults(func=cmd_operator)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["operator"]:
+        # Everything after it is the operator's to parse (argparse would take
+        # a leading option for its own).
+        return cmd_operator(argparse.Namespace(operator_args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

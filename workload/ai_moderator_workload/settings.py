@@ -9,7 +9,6 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-
 # Rate limits charge a text route one unit per input per started UNIT_CHARS
 # characters: "hi" costs 1, a list of 256 texts of 32,000 characters 2,048.
 UNIT_CHARS = 4000
@@ -47,8 +46,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
 
-    sweep_interval_seconds: float = Field(default=30.0, gt=0, description="How often stuck pending content is re-queued.")
-    pending_timeout_seconds: float = Field(default=120.0, gt=0, description="Age after which pending content is re-queued.")
+    sweep_interval_seconds: float = Field(default=30.0, gt=0,
+                                          description="How often stuck pending content is re-queued.")
+    pending_timeout_seconds: float = Field(default=120.0, gt=0,
+                                           description="Age after which pending content is re-queued.")
     broker_visibility_timeout_seconds: int = Field(default=600, ge=1)
     max_task_attempts: int = Field(default=5, ge=1, description="Attempts at moderating queued content before it "
                                                                  "is marked failed.")

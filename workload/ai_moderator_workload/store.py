@@ -8,13 +8,13 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import orjson
 import psycopg
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy import JSON, Table, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .audit import record
@@ -23,8 +23,8 @@ from .engine.pipeline import Decision, Engine
 from .metrics import CONTENT_FAILED, record_decisions
 
 # Core tables: bulk inserts skip the ORM's per-row bookkeeping (hot path).
-CONTENT = Content.__table__
-RESULT = ModerationResult.__table__
+CONTENT = cast(Table, Content.__table__)
+RESULT = cast(Table, ModerationResult.__table__)
 
 
 @dataclass(slots=True)
@@ -98,6 +98,7 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     columns = [c.name for c in table.columns if c.name in rows[0]]
     json_columns = {c.name for c in table.columns if isinstance(c.type, JSON)}
     raw = connection.connection.driver_connection
+    assert raw is not None, "a checked-out connection has its driver connection"
     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     try:
         with raw.cursor() as cursor, cursor.copy(statement) as copy:
@@ -113,8 +114,8 @@ def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 def _insert_ignoring_duplicate(session: Session, row: dict[str, Any]) -> bool:
     """Insert a content row unless (tenant, external_id) exists; True if inserted."""
     dialect = session.get_bind().dialect.name
-    stmt = (postgresql.insert(CONTENT) if dialect == "postgresql" else sqlite.insert(CONTENT)).values(**row)
-    stmt = stmt.on_conflict_do_nothing(index_elements=["tenant", "external_id"]).returning(CONTENT.c.id)
+    insert_row = (postgresql.insert(CONTENT) if dialect == "postgresql" else sqlite.insert(CONTENT)).values(**row)
+    stmt = insert_row.on_conflict_do_nothing(index_elements=["tenant", "external_id"]).returning(CONTENT.c.id)
     return session.execute(stmt).scalar() is not None
 
 
@@ -141,7 +142,7 @@ def moderate_and_store(sessions: sessionmaker[Session], engine: Engine,
     content_rows: list[dict[str, Any]] = []
     result_rows: list[dict[str, Any]] = []
     with sessions() as session, session.begin():
-        for index, (item, decision, content_id) in enumerate(zip(items, decisions, new_ids(len(items)))):
+        for index, (item, decision, content_id) in enumerate(zip(items, decisions, new_ids(len(items)), strict=True)):
             row = {"id": content_id, "tenant": item.tenant, "external_id": item.external_id, "text": item.text,
                    "metadata": item.meta, "status": ContentStatus.DONE, "attempts": 0, "created_at": now}
             if item.external_id is None:

@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from .app import (api_deployment, api_hpa, api_ingress, api_pdb, api_service, app_secret, policy_config_map,
-                  policy_yaml, service_monitor, worker_deployment, worker_scaler)
+from .app import (
+    api_deployment,
+    api_hpa,
+    api_ingress,
+    api_pdb,
+    api_service,
+    app_secret,
+    policy_config_map,
+    policy_yaml,
+    service_monitor,
+    worker_deployment,
+    worker_scaler,
+)
 from .common import Context, Manifest
 from .data import network_policy, postgres, redis
-from .jobs import (S3_CREDENTIAL_KEYS, VERIFY_COMPONENT, backup_args, backup_cronjob, backup_location,
-                   backup_now_job, backup_pvc, cleanup_cronjob, final_backup_job, migration_job, restore_job,
-                   verify_cronjob)
+from .jobs import (
+    S3_CREDENTIAL_KEYS,
+    backup_args,
+    backup_cronjob,
+    backup_location,
+    backup_now_job,
+    backup_pvc,
+    cleanup_cronjob,
+    final_backup_job,
+    migration_job,
+    restore_job,
+    verify_cronjob,
+)
 
-__all__ = ["Context", "Manifest", "S3_CREDENTIAL_KEYS", "VERIFY_COMPONENT", "app_secret", "backup_args",
+__all__ = ["Context", "Manifest", "S3_CREDENTIAL_KEYS", "app_secret", "backup_args",
            "backup_location", "backup_now_job", "desired_children", "final_backup_job", "migration_job",
            "policy_yaml", "restore_job", "verify_cronjob"]
 

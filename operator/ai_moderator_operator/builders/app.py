@@ -9,7 +9,7 @@ import yaml
 
 from ai_moderator_workload.engine.policy import Policy
 
-from ..naming import selector
+from ..naming import Component, selector
 from .common import Context, Manifest, app_container, app_volumes, metadata, pod_template, resources, secret_env
 
 API_PORT = 8000
@@ -63,7 +63,7 @@ def _replicas(ctx: Context, replicas: int, autoscaling: Any) -> int | None:
 
 def api_deployment(ctx: Context, version: str) -> Manifest:
     api = ctx.spec.api
-    container = app_container(ctx, "api", version, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)],
+    container = app_container(ctx, Component.API, version, ["serve", "--host", "0.0.0.0", "--port", str(API_PORT)],
                               [{"name": "API_WORKERS", "value": str(api.processes)}])
     container |= {
         "ports": [{"name": "http", "containerPort": API_PORT, "protocol": "TCP"}],
@@ -72,12 +72,13 @@ def api_deployment(ctx: Context, version: str) -> Manifest:
         "startupProbe": _probe("/health", "http", 2, 30),
         **resources(api.resources),
     }
-    return _deployment(ctx, ctx.names.api, "api", version, container, _replicas(ctx, api.replicas, api.autoscaling))
+    return _deployment(ctx, ctx.names.api, Component.API, version, container,
+                       _replicas(ctx, api.replicas, api.autoscaling))
 
 
 def api_service(ctx: Context) -> Manifest:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(ctx, ctx.names.api, "api"),
-            "spec": {"type": ctx.spec.api.serviceType, "selector": selector(ctx.name, "api"),
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata(ctx, ctx.names.api, Component.API),
+            "spec": {"type": ctx.spec.api.serviceType, "selector": selector(ctx.name, Component.API),
                      "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]}}
 
 
@@ -87,8 +88,9 @@ def api_pdb(ctx: Context) -> Manifest | None:
     least = api.autoscaling.minReplicas if api.autoscaling and api.autoscaling.enabled else api.replicas
     if least <= 1:
         return None
-    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": metadata(ctx, ctx.names.api, "api"),
-            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(ctx.name, "api")}}}
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": metadata(ctx, ctx.names.api, Component.API),
+            "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector(ctx.name, Component.API)}}}
 
 
 def _hpa(ctx: Context, name: str, component: str, autoscaling: Any) -> Manifest:
@@ -107,14 +109,16 @@ def _hpa(ctx: Context, name: str, component: str, autoscaling: Any) -> Manifest:
 
 def api_hpa(ctx: Context) -> Manifest | None:
     scaling = ctx.spec.api.autoscaling
-    return _hpa(ctx, ctx.names.api, "api", scaling) if scaling and scaling.enabled and not ctx.hold_app else None
+    if scaling and scaling.enabled and not ctx.hold_app:
+        return _hpa(ctx, ctx.names.api, Component.API, scaling)
+    return None
 
 
 def api_ingress(ctx: Context) -> Manifest | None:
     ingress = ctx.spec.api.ingress
     if ingress is None or not ingress.enabled:
         return None
-    meta = metadata(ctx, ctx.names.api, "api", annotations=ingress.annotations)
+    meta = metadata(ctx, ctx.names.api, Component.API, annotations=ingress.annotations)
     spec: dict[str, Any] = {"rules": [{"host": ingress.host, "http": {"paths": [{
         "path": "/", "pathType": "Prefix",
         "backend": {"service": {"name": ctx.names.api, "port": {"name": "http"}}}}]}}]}
@@ -127,7 +131,7 @@ def api_ingress(ctx: Context) -> Manifest | None:
 
 def worker_deployment(ctx: Context, version: str) -> Manifest:
     worker = ctx.spec.worker
-    container = app_container(ctx, "worker", version, [
+    container = app_container(ctx, Component.WORKER, version, [
         "worker", "--concurrency", str(worker.concurrency), "--metrics-port", str(WORKER_METRICS_PORT)],
         _keda_env(ctx))
     container |= {
@@ -135,7 +139,7 @@ def worker_deployment(ctx: Context, version: str) -> Manifest:
         "livenessProbe": _probe("/metrics", "metrics", 15, 4),
         **resources(worker.resources),
     }
-    return _deployment(ctx, ctx.names.worker, "worker", version, container,
+    return _deployment(ctx, ctx.names.worker, Component.WORKER, version, container,
                        _replicas(ctx, worker.replicas, worker.autoscaling))
 
 
@@ -160,9 +164,9 @@ def worker_scaler(ctx: Context) -> Manifest | None:
     if scaling is None or not scaling.enabled or ctx.hold_app:
         return None
     if not ctx.keda:
-        return _hpa(ctx, ctx.names.worker, "worker", scaling)
+        return _hpa(ctx, ctx.names.worker, Component.WORKER, scaling)
     return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
-            "metadata": metadata(ctx, ctx.names.worker, "worker"),
+            "metadata": metadata(ctx, ctx.names.worker, Component.WORKER),
             "spec": {"scaleTargetRef": {"name": ctx.names.worker},
                      "minReplicaCount": scaling.minReplicas, "maxReplicaCount": scaling.maxReplicas,
                      "triggers": [{"type": "redis", "metadata": {
@@ -174,6 +178,6 @@ def service_monitor(ctx: Context) -> Manifest | None:
     if not (ctx.service_monitor and ctx.spec.monitoring.serviceMonitor):
         return None
     return {"apiVersion": "monitoring.coreos.com/v1", "kind": "ServiceMonitor",
-            "metadata": metadata(ctx, ctx.names.api, "api"),
-            "spec": {"selector": {"matchLabels": selector(ctx.name, "api")},
+            "metadata": metadata(ctx, ctx.names.api, Component.API),
+            "spec": {"selector": {"matchLabels": selector(ctx.name, Component.API)},
                      "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}]}}

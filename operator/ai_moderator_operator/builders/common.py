@@ -85,8 +85,10 @@ def app_env(ctx: Context) -> list[dict[str, Any]]:
 
 def app_volumes(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(volumes, mounts): the policy ConfigMap and a writable /tmp (the root filesystem is read-only)."""
-    volumes = [{"name": "policy", "configMap": {"name": ctx.names.policy}}, {"name": "tmp", "emptyDir": {}}]
-    mounts = [{"name": "policy", "mountPath": POLICY_DIR, "readOnly": True}, {"name": "tmp", "mountPath": "/tmp"}]
+    volumes: list[dict[str, Any]] = [{"name": "policy", "configMap": {"name": ctx.names.policy}},
+                                     {"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "policy", "mountPath": POLICY_DIR, "readOnly": True},
+                                    {"name": "tmp", "mountPath": "/tmp"}]
     return volumes, mounts
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..naming import labels, selector
+from ..naming import Component, labels, selector
 from .common import Context, Manifest, container_security, metadata, pod_security, resources, secret_env
 
 POSTGRES_UID = 70   # the postgres user of the alpine image
 REDIS_UID = 999     # the redis user of the alpine image
-APP_COMPONENTS = ["api", "worker", "migration", "backup", "backup-verify", "cleanup", "restore"]
 
 
 def _statefulset(ctx: Context, name: str, component: str, container: dict[str, Any], storage: Any,
@@ -61,9 +60,10 @@ def postgres(ctx: Context) -> list[Manifest]:
                           "timeoutSeconds": 5, "failureThreshold": 6},
         **resources(managed.resources),
     }
-    return [_statefulset(ctx, name, "database", container, managed.storage, managed.storageClassName, POSTGRES_UID,
+    return [_statefulset(ctx, name, Component.DATABASE, container, managed.storage, managed.storageClassName,
+                         POSTGRES_UID,
                          "/var/lib/postgresql/data", ["/var/run/postgresql", "/tmp"]),
-            _service(ctx, name, "database", 5432)]
+            _service(ctx, name, Component.DATABASE, 5432)]
 
 
 def redis(ctx: Context) -> list[Manifest]:
@@ -80,21 +80,22 @@ def redis(ctx: Context) -> list[Manifest]:
         "livenessProbe": {"tcpSocket": {"port": 6379}, "periodSeconds": 20, "failureThreshold": 6},
         **resources(managed.resources),
     }
-    return [_statefulset(ctx, name, "redis", container, managed.storage, managed.storageClassName, REDIS_UID,
+    return [_statefulset(ctx, name, Component.REDIS, container, managed.storage, managed.storageClassName, REDIS_UID,
                          "/data", []),
-            _service(ctx, name, "redis", 6379)]
+            _service(ctx, name, Component.REDIS, 6379)]
 
 
 def network_policy(ctx: Context) -> Manifest | None:
     """Only this stack's own pods may reach its managed database and Redis."""
     if not ctx.spec.networkPolicy.enabled:
         return None
-    data_components = [c for c, on in (("database", ctx.spec.database.managed), ("redis", ctx.spec.redis.managed)) if on]
+    data_components = [c for c, on in ((Component.DATABASE, ctx.spec.database.managed),
+                                       (Component.REDIS, ctx.spec.redis.managed)) if on]
     if not data_components:
         return None
     peers = {"podSelector": {"matchExpressions": [
         {"key": "app.kubernetes.io/instance", "operator": "In", "values": [ctx.name]},
-        {"key": "app.kubernetes.io/component", "operator": "In", "values": APP_COMPONENTS}]}}
+        {"key": "app.kubernetes.io/component", "operator": "In", "values": Component.APP}]}}
     return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": metadata(ctx, ctx.names.network_policy, None),
             "spec": {"podSelector": {"matchExpressions": [

@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from ..api import S3Storage
-from ..naming import digest
+from ..naming import Component
 from .common import Context, Manifest, app_container, app_volumes, metadata, pod_template, secret_env
 
 BACKUP_DIR = "/backups"
-VERIFY_COMPONENT = "backup-verify"
 S3_CREDENTIAL_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 
 
@@ -31,8 +30,8 @@ def _job_spec(ctx: Context, component: str, version: str, args: list[str], backo
 def migration_job(ctx: Context, version: str) -> Manifest:
     """`ai-moderator migrate` for a target version; its name is unique per image."""
     name = ctx.names.migration_job(ctx.image(version))
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "migration", version),
-            "spec": _job_spec(ctx, "migration", version, ["migrate"], backoff=2, deadline=900)}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, Component.MIGRATION, version),
+            "spec": _job_spec(ctx, Component.MIGRATION, version, ["migrate"], backoff=2, deadline=900)}
 
 
 def _cronjob(ctx: Context, name: str, component: str, version: str, schedule: str, time_zone: str | None,
@@ -51,9 +50,9 @@ def cleanup_cronjob(ctx: Context, version: str) -> Manifest | None:
     cleanup = ctx.spec.cleanup
     if not cleanup.enabled:
         return None
-    spec = _job_spec(ctx, "cleanup", version, ["cleanup", "--older-than", f"{cleanup.retentionDays}d"],
+    spec = _job_spec(ctx, Component.CLEANUP, version, ["cleanup", "--older-than", f"{cleanup.retentionDays}d"],
                      backoff=3, deadline=6 * 3600)
-    return _cronjob(ctx, ctx.names.cleanup, "cleanup", version, cleanup.schedule, cleanup.timeZone, False, spec)
+    return _cronjob(ctx, ctx.names.cleanup, Component.CLEANUP, version, cleanup.schedule, cleanup.timeZone, False, spec)
 
 
 def _s3(ctx: Context) -> S3Storage | None:
@@ -79,7 +78,7 @@ def backup_pvc(ctx: Context) -> Manifest | None:
     if pvc and pvc.storageClassName:
         spec["storageClassName"] = pvc.storageClassName
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-            "metadata": metadata(ctx, ctx.names.backups_pvc, "backup"), "spec": spec}
+            "metadata": metadata(ctx, ctx.names.backups_pvc, Component.BACKUP), "spec": spec}
 
 
 def backup_args(ctx: Context) -> list[str]:
@@ -123,19 +122,21 @@ def _backup_job_spec(ctx: Context, version: str, component: str, args: list[str]
 def restore_job(ctx: Context, version: str, backup_file: str) -> Manifest:
     """`ai-moderator restore --migrate` of one backup (a backup taken by an
     older version is upgraded to the running one); one Job per file asked for."""
-    name = f"{ctx.name}-restore-{digest(backup_file, length=8)}"
+    name = ctx.names.restore_job(backup_file)
     args = ["restore", "--from", f"{backup_location(ctx)}/{backup_file}", "--migrate"]
-    spec = _backup_job_spec(ctx, version, "restore", args)
+    spec = _backup_job_spec(ctx, version, Component.RESTORE, args)
     spec["backoffLimit"] = 0  # a failed restore is for a human to look at, not to repeat
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "restore", version), "spec": spec}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, Component.RESTORE, version),
+            "spec": spec}
 
 
 def backup_cronjob(ctx: Context, version: str) -> Manifest | None:
     backup = ctx.spec.backup
     if backup is None:
         return None
-    spec = _backup_job_spec(ctx, version, "backup", backup_args(ctx))
-    return _cronjob(ctx, ctx.names.backup, "backup", version, backup.schedule, backup.timeZone, backup.suspend, spec)
+    spec = _backup_job_spec(ctx, version, Component.BACKUP, backup_args(ctx))
+    return _cronjob(ctx, ctx.names.backup, Component.BACKUP, version, backup.schedule, backup.timeZone,
+                    backup.suspend, spec)
 
 
 def verify_cronjob(ctx: Context, version: str) -> Manifest | None:
@@ -145,25 +146,26 @@ def verify_cronjob(ctx: Context, version: str) -> Manifest | None:
         return None
     ref = verify.scratchDatabaseSecretRef
     env = [secret_env("SCRATCH_DATABASE_URL", ref.name, ref.key)] if ref else []
-    spec = _backup_job_spec(ctx, version, VERIFY_COMPONENT, ["verify-backup", "--from", backup_location(ctx)], env)
+    spec = _backup_job_spec(ctx, version, Component.BACKUP_VERIFY,
+                            ["verify-backup", "--from", backup_location(ctx)], env)
     spec["backoffLimit"] = 0  # a failed check is the finding; repeating it only delays the report
     time_zone = ctx.spec.backup.timeZone if ctx.spec.backup else None
-    return _cronjob(ctx, ctx.names.backup_verify, VERIFY_COMPONENT, version, verify.schedule, time_zone,
+    return _cronjob(ctx, ctx.names.backup_verify, Component.BACKUP_VERIFY, version, verify.schedule, time_zone,
                     verify.suspend, spec)
 
 
 def backup_now_job(ctx: Context, version: str, request: str) -> Manifest:
     """The on-demand backup for one request token: its name makes it run once."""
-    name = f"{ctx.names.backup}-now-{digest(request, length=8)}"
-    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, "backup", version),
-            "spec": _backup_job_spec(ctx, version, "backup", backup_args(ctx))}
+    name = ctx.names.backup_now_job(request)
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": metadata(ctx, name, Component.BACKUP, version),
+            "spec": _backup_job_spec(ctx, version, Component.BACKUP, backup_args(ctx))}
 
 
 def final_backup_job(ctx: Context, version: str) -> Manifest:
     """The backup taken when the stack is deleted. It has no owner, so it
     outlives the stack as the record of that backup, until its TTL."""
-    meta = metadata(ctx, ctx.names.final_backup, "backup", version)
+    meta = metadata(ctx, ctx.names.final_backup, Component.BACKUP, version)
     del meta["ownerReferences"]
-    spec = _backup_job_spec(ctx, version, "backup", backup_args(ctx))
+    spec = _backup_job_spec(ctx, version, Component.BACKUP, backup_args(ctx))
     spec["ttlSecondsAfterFinished"] = 7 * 24 * 3600
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": spec}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -15,7 +15,7 @@ from .state import AppState
 
 async def get_state(request: Request) -> AppState:
     # async on purpose: FastAPI runs plain `def` dependencies in a thread pool.
-    return request.app.state.ai  # type: ignore[no-any-return]
+    return cast(AppState, request.app.state.ai)
 
 
 State = Annotated[AppState, Depends(get_state)]

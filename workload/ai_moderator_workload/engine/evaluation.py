@@ -60,5 +60,6 @@ def table(results: dict[str, dict[str, Any]]) -> str:
     lines.append("| **any category** (highest score of the 8) | | "
                  + " | ".join(f"**{results[p]['any_auprc']:.3f}**" for p in profiles) + " |" + " |" * len(profiles))
     lines.append("| share of texts through the accurate stage | | "
-                 + " | ".join(f"{results[p]['accurate_stage_share']:.0%}" for p in profiles) + " |" + " |" * len(profiles))
+                 + " | ".join(f"{results[p]['accurate_stage_share']:.0%}" for p in profiles)
+                 + " |" + " |" * len(profiles))
     return "\n".join(lines)

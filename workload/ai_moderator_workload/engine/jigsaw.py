@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Sequence
-from importlib.util import find_spec
 from functools import cached_property
 from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ class JigsawBiLSTM:
             h, c = self._step(z, h, c, recurrent)
             best = np.maximum(best, h)
             states.append((h, c, best))
-        return tuple(np.stack(parts) for parts in zip(*states))  # type: ignore[return-value]
+        return tuple(np.stack(parts) for parts in zip(*states, strict=True))  # type: ignore[return-value]
 
     def _direction(self, x: np.ndarray, weights: list[np.ndarray], steps: range,
                    start: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:

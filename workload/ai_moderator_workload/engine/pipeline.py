@@ -103,7 +103,7 @@ class Engine:
         accurate = np.full(len(texts), self.profile == "accurate")
         if self.profile == "cascade":
             # Gates were set on consistent scores (a parent at least its child).
-            accurate = (consistent(scored.scores) >= self.trained.gates).any(axis=1)
+            accurate = np.asarray((consistent(scored.scores) >= self.trained.gates).any(axis=1), dtype=bool)
             chosen = np.flatnonzero(accurate)
             if len(chosen):
                 renumber = {int(i): n for n, i in enumerate(chosen)}
@@ -126,15 +126,15 @@ class Engine:
         """Rule spans of every window, as offsets into the whole text (a phrase
         seen by two overlapping windows is one span)."""
         out: list[set[Span]] = [set() for _ in range(texts)]
-        for (i, start, _), hits in zip(spans, per_window):
+        for (i, start, _), hits in zip(spans, per_window, strict=True):
             out[i].update(Span(s.category, s.start + start, s.end + start, s.source) for s in hits)
         return out
 
     def _decide(self, text: str, scores: np.ndarray, window_of: np.ndarray, spans: set[Span],
                 profanity: float, accurate: bool) -> Decision:
-        values = {c: round(float(s), 6) for c, s in zip(CATEGORIES, scores)}
+        values = {c: round(float(s), 6) for c, s in zip(CATEGORIES, scores, strict=True)}
         found = list(spans)
-        flags = {c: bool(values[c] >= t) for c, t in zip(CATEGORIES, self._thresholds)}
+        flags = {c: bool(values[c] >= t) for c, t in zip(CATEGORIES, self._thresholds, strict=True)}
         flagged_categories = [c for c in CATEGORIES if flags[c]]
         # The window that drove each flagged category, so a reviewer of a long
         # text is pointed at the passage; a one-window text points at itself.

@@ -11,13 +11,8 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from .categories import CATEGORIES
+from .categories import Category
 
-Category = Literal[
-    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
-    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors",
-    "violence", "violence/graphic",
-]
 Term = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
@@ -31,10 +26,12 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: Term = Field(default="default", description="Name of this policy revision, recorded with every decision.")
     thresholds: dict[Category, float] = Field(
-        default_factory=dict, max_length=13, description="Per-category score at or above which the category is flagged (default 0.5)."
+        default_factory=dict, max_length=13,
+        description="Per-category score at or above which the category is flagged (default 0.5)."
     )
     default_threshold: float = Field(default=0.5, gt=0, le=1, description="Threshold of categories not listed.")
-    blocklist: list[BlockedTerm] = Field(default_factory=list, max_length=10_000, description="Terms that always flag their category.")
+    blocklist: list[BlockedTerm] = Field(default_factory=list, max_length=10_000,
+                                         description="Terms that always flag their category.")
     allowlist: list[Term] = Field(
         default_factory=list, max_length=10_000,
         description="Phrases removed before scoring (e.g. \"kill the process\", place names that contain rude words).",

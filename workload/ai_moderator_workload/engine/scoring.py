@@ -52,7 +52,7 @@ def quality(truth: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> di
             "recall": round(tp / max(1, int(t.sum())), 4),
         }
     columns = [CATEGORIES.index(c) for c in EVALUATED]
-    any_truth = truth[:, columns].any(axis=1)
+    any_truth = np.asarray(truth[:, columns].any(axis=1), dtype=bool)
     any_score = scores[:, columns].max(axis=1)
     return {
         "categories": per_category,

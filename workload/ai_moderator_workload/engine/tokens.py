@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -15,8 +16,11 @@ import scipy.sparse as sp
 from .categories import CATEGORIES
 from .encoders import word_pieces
 
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
-def presence(texts: Sequence[str], tokenizer=None) -> sp.csr_matrix:  # type: ignore[no-untyped-def]
+
+def presence(texts: Sequence[str], tokenizer: Tokenizer | None = None) -> sp.csr_matrix:
     """Which word pieces each text contains, scaled by 1/sqrt(distinct pieces)
     so a long window does not outvote a short one by length alone."""
     tok = tokenizer or word_pieces(None)

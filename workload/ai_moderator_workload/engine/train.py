@@ -82,13 +82,13 @@ class FeatureCache:
         known: dict[str, np.ndarray] = {}
         if path is not None and path.exists():
             with np.load(path) as stored:
-                known = dict(zip(stored["keys"].tolist(), stored["rows"]))
+                known = dict(zip(stored["keys"].tolist(), stored["rows"], strict=True))
         keys = [hashlib.sha256(t.encode()).hexdigest() for t in texts]
-        missing = sorted({k: t for k, t in zip(keys, texts) if k not in known}.items())
+        missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.items())
         if missing:
             log.info("computing %s features for %d windows", stage, len(missing))
             rows = featurizer.base(stage, [t for _, t in missing]).matrix
-            known.update(zip([k for k, _ in missing], rows))
+            known.update(zip([k for k, _ in missing], rows, strict=True))
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 partial = path.with_suffix(f".{os.getpid()}.npz")
@@ -231,7 +231,7 @@ def cascade_gates(fast: np.ndarray, truth: np.ndarray) -> np.ndarray:
 def cascade_scores(fast: np.ndarray, accurate: np.ndarray, gates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The accurate stage's scores where the fast stage reached a gate, the
     fast stage's elsewhere; and which texts went on."""
-    escalate = (fast >= gates).any(axis=1)
+    escalate = np.asarray((fast >= gates).any(axis=1), dtype=bool)
     return np.where(escalate[:, None], accurate, fast), escalate
 
 
@@ -280,7 +280,7 @@ def train(threads: int = 2, rebuild_table: bool = True, cache_dir: Path | None =
         "token_weights": {"sha256": file_digest(weights_path), "C": TOKEN_C},
         "windows": {"words": size, "stride": stride},
         "training": training,
-        "gates": dict(zip(CATEGORIES, gates.tolist())),
+        "gates": dict(zip(CATEGORIES, gates.tolist(), strict=True)),
         "dev_quality": {profile: quality(truth, scores, thresholds) for profile, scores in dev_scores.items()},
         "cascade_escalated_share": round(float(escalated.mean()), 4),
         "heads": heads,

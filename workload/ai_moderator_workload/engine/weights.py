@@ -67,7 +67,8 @@ class Heads:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Heads:
-        arrays = {k: np.asarray(data[k], dtype=np.float32) for k in ("mean", "scale", "weight", "bias", "slope", "intercept")}
+        arrays = {k: np.asarray(data[k], dtype=np.float32)
+                  for k in ("mean", "scale", "weight", "bias", "slope", "intercept")}
         if arrays["weight"].shape[1] != len(CATEGORIES):
             raise ValueError("heads.json does not have one head per category")
         return cls(**arrays)

@@ -30,7 +30,8 @@ def windows(text: str, size: int = WINDOW_WORDS, stride: int = STRIDE_WORDS) -> 
     return [(words[s][0], words[s + size - 1][1]) for s in starts]
 
 
-def window_spans(texts: Sequence[str], size: int = WINDOW_WORDS, stride: int = STRIDE_WORDS) -> list[tuple[int, int, int]]:
+def window_spans(texts: Sequence[str], size: int = WINDOW_WORDS,
+                 stride: int = STRIDE_WORDS) -> list[tuple[int, int, int]]:
     """Every window of a batch of texts as (text index, start, end)."""
     return [(i, a, b) for i, text in enumerate(texts) for a, b in windows(text, size, stride)]
 

@@ -15,8 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..categories import CATEGORIES, IMPLIES, PARENTS
-from ..policy import Category
+from ..categories import CATEGORIES, IMPLIES, PARENTS, Category
 
 Split = Literal["train", "dev"]
 Register = Literal["chat", "forum", "review", "story", "assistant", "news", "code", "social", "email", "other"]
@@ -87,7 +86,7 @@ def _length_bucket(words: int) -> str:
 def stats(corpus: Corpus) -> dict[str, object]:
     """Counts a reader needs to judge the corpus: per category, clean and hard
     negative texts, length distribution (in words), registers."""
-    per_category = Counter(label for e in corpus.examples for label in e.labels)
+    per_category: Counter[str] = Counter(label for e in corpus.examples for label in e.labels)
     lengths = Counter(_length_bucket(len(e.text.split())) for e in corpus.examples)
     return {
         "split": corpus.split,

@@ -1,0 +1,51 @@
+"""Backup status from the backup and test-restore Jobs."""
+
+from __future__ import annotations
+
+from ai_moderator_operator.reconcile.backups import backup_now, backup_status
+from ai_moderator_operator.builders import backup_now_job, verify_cronjob
+from world import World, context
+
+BACKUP = {"schedule": "0 3 * * *", "verify": {"schedule": "0 5 1 * *"}}
+
+
+async def test_no_backup_spec_no_backup_status(world: World) -> None:
+    assert await backup_status(world.applier, world.outcomes, context(), None) == (None, False)
+
+
+async def test_success_then_failure_then_success(world: World) -> None:
+    ctx = context(backup=BACKUP)
+    await backup_now(world.applier, ctx, "1.0.0", "a")
+    world.finish_job(ctx.names.backup_now_job("a"), ok=True, at="2026-11-26T03:00:00Z")
+    status, failed = await backup_status(world.applier, world.outcomes, ctx, None)
+    assert not failed and status.lastSuccessTime.isoformat().startswith("2026-11-26T03:00:00")
+    assert status.location == "/backups"
+
+    await backup_now(world.applier, ctx, "1.0.0", "b")
+    world.finish_job(ctx.names.backup_now_job("b"), ok=False, at="2026-11-26T04:00:00Z", message="pg_dump: error")
+    status, failed = await backup_status(world.applier, world.outcomes, ctx, status)
+    assert failed and "pg_dump: error" in status.lastError
+    assert status.lastSuccessTime.isoformat().startswith("2026-11-26T03:00:00"), "the last success is kept"
+
+    await backup_now(world.applier, ctx, "1.0.0", "c")
+    world.finish_job(ctx.names.backup_now_job("c"), ok=True, at="2026-11-26T05:00:00Z")
+    status, failed = await backup_status(world.applier, world.outcomes, ctx, status)
+    assert not failed and status.lastError is None
+
+
+async def test_a_test_restore_outcome_is_recorded(world: World) -> None:
+    ctx = context(backup=BACKUP)
+    job = verify_cronjob(ctx, "1.0.0")["spec"]["jobTemplate"]
+    world.kube.put({"apiVersion": "batch/v1", "kind": "Job", "metadata": {
+        "name": "shop-backup-verify-1", "namespace": "prod", "labels": job["metadata"]["labels"]}, "spec": job["spec"]})
+    world.finish_job("shop-backup-verify-1", ok=False, at="2026-11-26T05:00:00Z", message="row counts differ")
+    status, failed = await backup_status(world.applier, world.outcomes, ctx, None)
+    assert status.lastVerifyResult == "Failed" and "row counts differ" in status.lastVerifyError
+    assert not failed, "a failed test restore is not a failed backup"
+
+
+async def test_backup_now_runs_once_per_request(world: World) -> None:
+    ctx = context(backup=BACKUP)
+    for _ in range(3):
+        await backup_now(world.applier, ctx, "1.0.0", "tok")
+    assert world.kube.written("apply", "Job") == [("apply", "Job", backup_now_job(ctx, "1.0.0", "tok")["metadata"]["name"])]

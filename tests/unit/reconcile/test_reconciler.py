@@ -1,0 +1,83 @@
+"""Whole passes of the reconciler on the in-memory cluster: the order of the
+steps (data, migration, app), the status it derives, and that a pass over a
+converged stack writes nothing."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import yaml
+
+from ai_moderator_operator.naming import PAUSED_ANNOTATION
+from ai_moderator_operator.reconcile.capabilities import Capabilities
+from ai_moderator_operator.reconciler import Degraded, Reconciler
+from kube import ROOT
+from world import NS, World
+
+STACK_KEY = ("moderation.ai-moderator.io/v1alpha1", "ModerationStack", NS, "shop")
+
+
+def add_stack(world: World, **spec: Any) -> None:
+    example = yaml.safe_load((ROOT / "examples" / "moderationstack.yaml").read_text())
+    world.kube.put({**example, "metadata": {"name": "shop", "namespace": NS, "generation": 1},
+                    "spec": {**example["spec"], **spec}})
+
+
+async def one_pass(world: World) -> tuple[dict[str, Any], float | None]:
+    reconciler = Reconciler(world.applier, Capabilities(world.kube), world.outcomes)
+    body = copy.deepcopy(world.kube.objects[STACK_KEY])
+    status, delay = await reconciler.reconcile(body)
+    await world.applier.write_status(body, status)
+    return status, delay
+
+
+def settle(world: World) -> None:
+    """What the controllers would do: every Deployment and StatefulSet rolled out and ready."""
+    for (version, kind, ns, name), obj in list(world.kube.objects.items()):
+        replicas = obj.get("spec", {}).get("replicas", 1)
+        if kind == "Deployment":
+            world.kube.set_status(version, kind, ns, name, {
+                "observedGeneration": obj["metadata"]["generation"], "replicas": replicas,
+                "updatedReplicas": replicas, "readyReplicas": replicas})
+        elif kind == "StatefulSet":
+            world.kube.set_status(version, kind, ns, name, {"readyReplicas": replicas})
+
+
+async def test_a_new_stack_migrates_then_rolls_out_then_is_ready_and_then_writes_nothing(world: World) -> None:
+    add_stack(world)
+    status, delay = await one_pass(world)
+    assert status["phase"] == "Migrating" and delay is not None
+    kinds = {kind for _, kind, _ in world.kube.written("apply")}
+    assert "Deployment" not in kinds and {"StatefulSet", "Secret", "Job"} <= kinds, "no app before its migration"
+
+    world.finish_job(status["migration"]["job"], ok=True)
+    status, _ = await one_pass(world)
+    deployments = [o for k, o in world.kube.objects.items() if k[1] == "Deployment"]
+    assert len(deployments) == 2 and all(
+        d["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.1.0") for d in deployments)
+    assert status["phase"] == "Progressing" and status["version"] == "0.1.0"
+
+    settle(world)
+    status, delay = await one_pass(world)
+    assert status["phase"] == "Ready" and delay is None
+    writes = len(world.kube.writes)
+    await one_pass(world)
+    assert world.kube.writes[writes:] == [], "a pass over a converged stack must write nothing"
+
+
+async def test_a_missing_secret_degrades_the_stack_and_names_it(world: World) -> None:
+    add_stack(world, database={"external": {"urlSecretRef": {"name": "db", "key": "url"}}})
+    with pytest.raises(Degraded) as raised:
+        await one_pass(world)
+    assert raised.value.status["phase"] == "Degraded"
+    assert "Secret 'db' referenced by spec.database.external.urlSecretRef" in raised.value.status["conditions"][0]["message"]
+
+
+async def test_a_paused_stack_is_reported_and_left_alone(world: World) -> None:
+    add_stack(world)
+    world.kube.objects[STACK_KEY]["metadata"]["annotations"] = {PAUSED_ANNOTATION: "true"}
+    status, _ = await one_pass(world)
+    assert status["phase"] == "Paused"
+    assert [w for w in world.kube.writes if w[1] not in ("ModerationStack", "Event")] == []

@@ -1,0 +1,40 @@
+"""Restore: the app is held, the Job starts only once no app pod is left, and
+a finished restore is not redone."""
+
+from __future__ import annotations
+
+from ai_moderator_operator.api import RestoreStatus
+from ai_moderator_operator.reconcile.restore import restore_state, start_restore
+from world import NS, World, context
+
+FILE = "db-backup-20261126T030000Z.sql.gz"
+
+
+async def test_the_restore_job_waits_for_the_app_to_be_gone(world: World) -> None:
+    ctx = context()
+    world.kube.put({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
+        "name": "shop-api", "namespace": NS, "labels": {"app.kubernetes.io/instance": "shop"}},
+        "status": {"replicas": 2}})
+    await start_restore(world.applier, ctx, "1.0.0", FILE)
+    assert world.kube.written("apply", "Job") == []
+    world.kube.set_status("apps/v1", "Deployment", NS, "shop-api", {"replicas": 0})
+    await start_restore(world.applier, ctx, "1.0.0", FILE)
+    await start_restore(world.applier, ctx, "1.0.0", FILE)
+    assert world.kube.written("apply", "Job") == [("apply", "Job", ctx.names.restore_job(FILE))]
+
+
+async def test_restore_state_follows_its_job(world: World) -> None:
+    ctx = context()
+    waiting = await restore_state(world.applier, world.outcomes, ctx, FILE, None)
+    assert waiting.phase == "Running" and waiting.job == ctx.names.restore_job(FILE)
+    await start_restore(world.applier, ctx, "1.0.0", FILE)
+    world.finish_job(ctx.names.restore_job(FILE), ok=False, message="restore failed")
+    failed = await restore_state(world.applier, world.outcomes, ctx, FILE, waiting)
+    assert failed.phase == "Failed" and "restore failed" in (failed.message or "")
+
+
+async def test_a_finished_restore_is_not_redone(world: World) -> None:
+    done = RestoreStatus(request=FILE, job="shop-restore-x", phase="Succeeded")
+    assert await restore_state(world.applier, world.outcomes, context(), FILE, done) is done
+    other = await restore_state(world.applier, world.outcomes, context(), "other.sql.gz", done)
+    assert other.request == "other.sql.gz" and other.phase == "Running"
