@@ -9,8 +9,10 @@ the user wrote, which keeps GitOps tools from seeing permanent drift."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
@@ -42,14 +44,35 @@ TimeZone = Annotated[str | None, Field(
                 "usually UTC, when unset).")]
 
 
-def cel(*rules: tuple[str, str]) -> ConfigDict:
-    """Model config carrying CEL validation rules (rule, message) into the CRD."""
-    return ConfigDict(extra="forbid", populate_by_name=True,
-                      json_schema_extra={"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]})
+@dataclass(frozen=True)
+class Rule:
+    """A cross-field rule, stated twice from one place: in CEL for the API
+    server (rejected at admission) and in Python for parse_spec, so both
+    refuse exactly the same specs with the same message."""
+
+    cel: str
+    message: str
+    holds: Callable[[Any], bool]
+
+
+def _cel_rules(schema: dict[str, Any], cls: type) -> None:
+    rules: tuple[Rule, ...] = getattr(cls, "rules", ())
+    if rules:
+        schema["x-kubernetes-validations"] = [{"rule": r.cel, "message": r.message} for r in rules]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    """No unknown fields; the class's `rules` hold in the CRD and in Python."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_cel_rules)
+    rules: ClassVar[tuple[Rule, ...]] = ()
+
+    @model_validator(mode="after")
+    def _check_rules(self) -> Self:
+        for rule in type(self).rules:
+            if not rule.holds(self):
+                raise ValueError(rule.message)
+        return self
 
 
 # Kubernetes' own quantity syntax (resource.Quantity): checked at admission so
@@ -84,11 +107,10 @@ class Resources(Strict):
     limits: dict[str, Quantity] | None = Field(default=None, description="Maximum resources (cpu, memory).")
 
 
-class Autoscaling(BaseModel):
-    model_config = cel(
-        ("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
-         "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"),
-    )
+class Autoscaling(Strict):
+    rules = (Rule("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+                  "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas",
+                  lambda a: a.minReplicas <= a.maxReplicas),)
     enabled: bool = Field(default=False, description="Scale with a HorizontalPodAutoscaler instead of fixed replicas.")
     minReplicas: int = Field(default=1, ge=1, le=1000, description="Fewest replicas the autoscaler keeps. Default 1.")
     maxReplicas: int = Field(default=5, ge=1, le=1000, description="Most replicas the autoscaler starts. Default 5.")
@@ -97,26 +119,17 @@ class Autoscaling(BaseModel):
     targetMemoryUtilizationPercentage: int | None = Field(
         default=None, ge=1, le=100, description="Average memory utilisation to aim for (off when unset).")
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Autoscaling:
-        if self.minReplicas > self.maxReplicas:
-            raise ValueError("autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas")
-        return self
-
 
 class WorkerAutoscaling(Autoscaling):
-    model_config = cel(
-        ("!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
-         "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas"),
-    )
     queueLengthTarget: int = Field(
         default=100, ge=1, le=1_000_000,
         description="Messages waiting per worker at which KEDA adds workers (used when KEDA is installed). "
                     "Default 100.")
 
 
-class Ingress(BaseModel):
-    model_config = cel(("!self.enabled || has(self.host)", "ingress.host is required when ingress.enabled is true"))
+class Ingress(Strict):
+    rules = (Rule("!self.enabled || has(self.host)", "ingress.host is required when ingress.enabled is true",
+                  lambda i: not i.enabled or i.host is not None),)
     enabled: bool = Field(default=False, description="Expose the API through an Ingress.")
     host: str | None = Field(default=None, min_length=1, max_length=253,
                              description="Host name, e.g. moderation.example.com.")
@@ -162,33 +175,20 @@ class External(Strict):
     urlSecretRef: SecretKeyRef = Field(description="Secret key holding the connection URL.")
 
 
-class _ManagedOrExternal(BaseModel):
+def _managed_or_external(label: str) -> tuple[Rule]:
     """A dependency the stack either runs itself or is pointed at."""
-
-    label: ClassVar[str]
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> _ManagedOrExternal:
-        fields = dict(self)
-        if (fields["managed"] is None) == (fields["external"] is None):
-            raise ValueError(f"{self.label}: set exactly one of managed or external")
-        return self
+    return (Rule("has(self.managed) != has(self.external)", f"{label}: set exactly one of managed or external",
+                 lambda d: (d.managed is None) != (d.external is None)),)
 
 
-def _managed_or_external(label: str) -> ConfigDict:
-    return cel(("has(self.managed) != has(self.external)", f"{label}: set exactly one of managed or external"))
-
-
-class DatabaseSpec(_ManagedOrExternal):
-    model_config = _managed_or_external("database")
-    label = "database"
+class DatabaseSpec(Strict):
+    rules = _managed_or_external("database")
     managed: ManagedPostgres | None = Field(default=None, description="Run a dev-grade PostgreSQL StatefulSet.")
     external: External | None = Field(default=None, description="Use an existing PostgreSQL (URL from a Secret).")
 
 
-class RedisSpec(_ManagedOrExternal):
-    model_config = _managed_or_external("redis")
-    label = "redis"
+class RedisSpec(Strict):
+    rules = _managed_or_external("redis")
     managed: ManagedRedis | None = Field(default=None, description="Run a Redis StatefulSet.")
     external: External | None = Field(default=None, description="Use an existing Redis (URL from a Secret).")
 
@@ -201,8 +201,9 @@ class Limits(Strict):
     rateLimitBurst: int = Field(default=200, ge=1, description="Token-bucket size per key. Default 200.")
 
 
-class BackupRetention(BaseModel):
-    model_config = cel(("has(self.count) || has(self.maxAgeDays)", "backup.retention needs count or maxAgeDays"))
+class BackupRetention(Strict):
+    rules = (Rule("has(self.count) || has(self.maxAgeDays)", "backup.retention needs count or maxAgeDays",
+                  lambda r: r.count is not None or r.maxAgeDays is not None),)
     count: int | None = Field(default=None, ge=1, le=10_000, description="Keep at most this many backups.")
     maxAgeDays: int | None = Field(default=None, ge=1, le=36_500, description="Delete backups older than this.")
 
@@ -229,16 +230,11 @@ class S3Storage(Strict):
         description="Secret with keys AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for the bucket.")
 
 
-class BackupStorage(BaseModel):
-    model_config = cel(("!(has(self.pvc) && has(self.s3))", "backup.storage: set pvc or s3, not both"))
+class BackupStorage(Strict):
+    rules = (Rule("!(has(self.pvc) && has(self.s3))", "backup.storage: set pvc or s3, not both",
+                  lambda s: s.pvc is None or s.s3 is None),)
     pvc: PvcStorage | None = Field(default=None, description="Backups on a PersistentVolumeClaim (the default).")
     s3: S3Storage | None = Field(default=None, description="Backups in S3-compatible object storage.")
-
-    @model_validator(mode="after")
-    def _one(self) -> BackupStorage:
-        if self.pvc is not None and self.s3 is not None:
-            raise ValueError("backup.storage: set pvc or s3, not both")
-        return self
 
 
 class BackupVerify(Strict):
@@ -287,7 +283,7 @@ class PolicySpec(Policy):
     """The moderation policy mounted into the API and workers (ConfigMap)."""
 
 
-class ModerationStackSpec(BaseModel):
+class ModerationStackSpec(Strict):
     version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$",
                          description="Version (image tag) of the moderation service to run.")
     image: str = Field(default="ghcr.io/ai-moderator/ai-moderator-workload", min_length=1,
@@ -309,8 +305,6 @@ class ModerationStackSpec(BaseModel):
     nodeSelector: dict[str, str] | None = Field(default=None, description="Node selector for every pod.")
     deletionPolicy: Literal["Retain", "Delete"] = Field(
         default="Retain", description="Retain (default) keeps data volumes and Secrets when the stack is deleted.")
-
-    model_config = cel(("size(self.version.trim()) > 0", "version must not be empty"))
 
 
 class Condition(Strict):

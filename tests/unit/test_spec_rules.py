@@ -1,0 +1,61 @@
+"""Cross-field rules are written once and hold in both places: the CRD's CEL
+(the API server refuses at admission, proven end to end in tests/e2e) and
+parse_spec (what the operator accepts), with the same message."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from ai_moderator_operator.api import Strict, parse_spec
+from ai_moderator_operator.crdgen import CRD_FILE
+
+BAD = {
+    "ingress.host is required when ingress.enabled is true": {"api": {"ingress": {"enabled": True}}},
+    "backup.retention needs count or maxAgeDays": {"backup": {"schedule": "0 3 * * *", "retention": {}}},
+    "autoscaling.minReplicas must be less than or equal to autoscaling.maxReplicas":
+        {"worker": {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}},
+    "database: set exactly one of managed or external":
+        {"database": {"managed": {}, "external": {"urlSecretRef": {"name": "db", "key": "url"}}}},
+    "backup.storage: set pvc or s3, not both": {"backup": {"schedule": "0 3 * * *", "storage": {
+        "pvc": {}, "s3": {"bucket": "bkt", "credentialsSecret": {"name": "s3"}}}}},
+}
+
+
+def every_rule() -> list[tuple[str, str]]:
+    seen: list[tuple[str, str]] = []
+
+    def walk(cls: type[Strict]) -> None:
+        seen.extend((r.cel, r.message) for r in cls.rules if (r.cel, r.message) not in seen)
+        for sub in cls.__subclasses__():
+            walk(sub)
+    walk(Strict)
+    return seen
+
+
+def crd_rules() -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            found.extend((v["rule"], v["message"]) for v in node.get("x-kubernetes-validations", []))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(yaml.safe_load(CRD_FILE.read_text()))
+    return found
+
+
+def test_every_python_rule_is_in_the_crd_and_every_crd_rule_with_a_message_here() -> None:
+    python, crd = every_rule(), crd_rules()
+    assert set(python) <= set(crd)
+    assert {m for _, m in python} >= set(BAD), "each rule has a refused example below"
+
+
+@pytest.mark.parametrize("message", sorted(BAD))
+def test_parse_spec_refuses_what_the_api_server_refuses(message: str) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(")):
+        parse_spec({"version": "1.0.0", **BAD[message]})
