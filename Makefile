@@ -2,7 +2,6 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-KUBECTL = $(shell source hack/versions.sh && echo $$K8S_BIN)/kubectl --kubeconfig .cluster/kubeconfig
 PYTEST_ARGS ?=
 
 .PHONY: help deps venv build-k8s cluster-up cluster-down services-up services-down demo demo-down test bench lint images

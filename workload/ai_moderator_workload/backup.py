@@ -1,6 +1,5 @@
 """`ai-moderator backup` / `restore` / `verify-backup`: pg_dump to gzip files
-and back, as the seed's backup script did, into a directory or S3-compatible
-object storage. The password goes to the client tools in the environment
+and back, into a directory or S3-compatible object storage. The password goes to the client tools in the environment
 (never on a command line); a backup appears only once it is complete."""
 
 from __future__ import annotations

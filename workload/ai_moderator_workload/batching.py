@@ -34,8 +34,6 @@ class MicroBatcher(Generic[In, Out]):
         self._slots = asyncio.Semaphore(in_flight)
         self._executor = ThreadPoolExecutor(max_workers=in_flight, thread_name_prefix="batch")
         self._runner: asyncio.Task[None] | None = None
-        self.batches = 0
-        self.items = 0
 
     def start(self) -> None:
         if self._runner is None:
@@ -111,8 +109,6 @@ class MicroBatcher(Generic[In, Out]):
                 if not request.future.done():
                     request.future.set_exception(exc)
             return
-        self.batches += 1
-        self.items += len(flat)
         offset = 0
         for request in batch:
             n = len(request.items)

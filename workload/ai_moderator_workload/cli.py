@@ -36,7 +36,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import tempfile
 
     settings = _settings()
-    workers = args.workers
+    workers = args.workers or settings.api_workers
     if workers > 1 and settings.embedded:
         print("the embedded mode (no REDIS_URL) runs one process; ignoring --workers", file=sys.stderr)
         workers = 1
@@ -103,7 +103,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
 def cmd_verify_backup(args: argparse.Namespace) -> int:
     from .backup import verify
 
-    found = verify(_settings().database_url, args.source, os.environ.get("SCRATCH_DATABASE_URL"))
+    settings = _settings()
+    scratch = settings.scratch_database_url.get_secret_value() if settings.scratch_database_url else None
+    found = verify(settings.database_url, args.source, scratch)
     print(json.dumps({"verified": True, **found}, default=str))
     return 0
 
@@ -181,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the HTTP API")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=int(os.environ.get("API_WORKERS", "1")),
+    serve.add_argument("--workers", type=int, default=None,
                        help="API processes sharing the port (default $API_WORKERS or 1)")
     serve.set_defaults(func=cmd_serve)
 

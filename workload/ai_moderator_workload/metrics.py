@@ -1,5 +1,6 @@
-"""Prometheus metrics of the API and the workers. Names follow the seed's
-alert rules (http_requests_total, celery_queue_length, db_connection_pool_*)."""
+"""Prometheus metrics of the API and the workers. Names are the ones existing
+dashboards and alert rules query (http_requests_total, celery_queue_length,
+db_connection_pool_*): renaming one breaks them."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Process settings, read from the environment (prefix-free names match the
-Secret keys the operator writes and the seed's compose file)."""
+"""Process settings, read from the environment: prefix-free names, the same
+as the Secret keys and env variables the operator writes into every pod."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ class Settings(BaseSettings):
         default=None,
         description="Celery broker and rate-limit store. Unset means queued work runs in-process.",
     )
+    api_workers: int = Field(default=1, ge=1, le=64,
+                             description="API processes sharing the port (`serve --workers` overrides it).")
+    scratch_database_url: SecretStr | None = Field(
+        default=None, description="Where `verify-backup` restores into; a temporary database on DATABASE_URL's "
+                                  "server when unset.")
     admin_api_key: SecretStr | None = Field(
         default=None, description="Bootstrap admin key, accepted without a database row (from the operator's Secret)."
     )

@@ -1,5 +1,5 @@
 """A single pure-ASGI middleware for what every response needs: request
-metrics by route template, the seed's nginx security headers, a body-size
+metrics by route template, the security headers a reverse proxy would add, a body-size
 limit checked before the body is read, and gzip for clients that ask for it
 (the check is a scan of raw headers, so other requests pay nothing)."""
 

@@ -1,5 +1,5 @@
 """Initial schema: content, moderation_result, api_key, audit_event, with the
-seed's indexes (external_id, content_id, created_at).
+indexes the queries need (external_id, content_id, created_at).
 
 Revision ID: 0001
 Revises:
