@@ -43,18 +43,3 @@ def test_status_patch_nulls_fields_that_disappeared_at_any_depth() -> None:
     # A list is replaced as a whole (merge patch semantics), e.g. conditions.
     assert status_patch({"conditions": [1, 2]}, {"conditions": [2]}) == {"conditions": [2]}
 
-
-def test_a_failed_job_is_explained_by_its_last_failed_pod() -> None:
-    from ai_moderator_operator.reconcile.jobs import last_failed_attempt
-
-    def pod(finished: str, code: int, message: str = "") -> dict:
-        terminated = {"exitCode": code, "reason": "Error" if code else "Completed", "finishedAt": finished,
-                      "message": message}
-        return {"status": {"containerStatuses": [{"state": {"terminated": terminated}}]}}
-
-    pods = [pod("2026-11-26T03:00:20Z", 1, "Traceback ...\nalembic.util.exc.CommandError: Can't locate revision 0002\n"),
-            pod("2026-11-26T03:00:01Z", 1, "older failure")]
-    assert last_failed_attempt(pods) == "last attempt exited 1 (Error): alembic.util.exc.CommandError: " \
-                                        "Can't locate revision 0002"
-    assert last_failed_attempt([pod("t", 137)]) == "last attempt exited 137 (Error)"
-    assert last_failed_attempt([pod("t", 0)]) == ""
