@@ -11,6 +11,7 @@ import json
 import ssl
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import aiohttp
@@ -66,21 +67,18 @@ def _ssl_context(conn: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
     if conn.ca_data:
         data = conn.ca_data.decode() if isinstance(conn.ca_data, bytes) else conn.ca_data
         context.load_verify_locations(cadata=base64.b64decode(data).decode())
-    if conn.certificate_path or conn.certificate_data:
-        cert, key = conn.certificate_path, conn.private_key_path
-        if conn.certificate_data:
-            cert = _temp_pem(conn.certificate_data)
-            key = _temp_pem(conn.private_key_data or b"")
-        context.load_cert_chain(str(cert), str(key) if key else None)
+    if conn.certificate_data:
+        # ssl reads a client certificate from files only: they live in a
+        # private directory for as long as the load takes.
+        with tempfile.TemporaryDirectory(prefix="ai-moderator-") as private:
+            cert, key = Path(private, "cert.pem"), Path(private, "key.pem")
+            cert.write_bytes(base64.b64decode(conn.certificate_data))
+            key.write_bytes(base64.b64decode(conn.private_key_data or b""))
+            context.load_cert_chain(str(cert), str(key))
+    elif conn.certificate_path:
+        key_path = conn.private_key_path
+        context.load_cert_chain(str(conn.certificate_path), str(key_path) if key_path else None)
     return context
-
-
-def _temp_pem(data: str | bytes) -> str:
-    raw = base64.b64decode(data)
-    handle = tempfile.NamedTemporaryFile(prefix="ai-moderator-", suffix=".pem", delete=False)  # noqa: SIM115
-    handle.write(raw)
-    handle.close()
-    return handle.name
 
 
 @dataclass

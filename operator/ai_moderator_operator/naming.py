@@ -70,7 +70,6 @@ class Names:
         self.backup = f"{stack}-backup"
         self.backups_pvc = f"{stack}-backups"
         self.backup_verify = f"{stack}-backup-verify"
-        self.final_backup = f"{stack}-final-backup"
         self.cleanup = f"{stack}-cleanup"
         self.network_policy = f"{stack}-data"
 
@@ -78,6 +77,11 @@ class Names:
         """One Job per target image (and retry token): the name is the
         idempotency key across restarts."""
         return f"{self.stack}-migrate-{digest(image + (f'#{retry}' if retry else ''), length=8)}"
+
+    def final_backup_job(self, uid: str) -> str:
+        """This stack's final backup: a stack deleted, re-created and deleted
+        again within the Job's TTL must not find the first one's Job."""
+        return f"{self.stack}-final-backup-{digest(uid, length=8)}"
 
     def restore_job(self, backup_file: str) -> str:
         """One Job per backup file: each file is restored once."""

@@ -95,10 +95,10 @@ class Reconciler:
                       await self.capabilities.has_crd(KEDA_CRD), await self.capabilities.has_crd(SERVICE_MONITOR_CRD))
         try:
             external = await referenced_values(self.applier, ctx)
+            generated = await ensure_generated(self.applier, ctx)
         except Retry as exc:
-            observed.problem = ("SecretNotFound", str(exc))
+            observed.problem = (exc.reason, str(exc))
             raise Degraded(derive(observed, previous)) from exc
-        generated = await ensure_generated(self.applier, ctx)
         ctx = replace(ctx, config_hash=digest(sorted(generated.items()), sorted(external.items()), policy_yaml(ctx)))
         try:
             # Data services and configuration first: the migration needs them.

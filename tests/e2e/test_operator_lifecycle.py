@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from ai_moderator_operator.naming import Names
+
 from kube import ROOT, Kubectl, condition, wait_until
 from stacks import example, ready, wait_phase
 
@@ -244,9 +246,9 @@ def test_final_backup_runs_before_deletion_and_its_volume_survives(kubectl: Kube
                                                                     operator) -> None:
     backup = {"schedule": "0 3 * * *", "finalBackupOnDelete": True}
     kubectl.apply(example(namespace, backup=backup, deletionPolicy="Delete"))
-    ready(kubectl, namespace)
+    final = Names("demo").final_backup_job(ready(kubectl, namespace)["metadata"]["uid"])
     kubectl.run("delete", "mstack", "demo", "-n", namespace, "--timeout=90s")
-    job = kubectl.get("job", "demo-final-backup", namespace)
+    job = kubectl.get("job", final, namespace)
     assert job is not None and job["status"].get("succeeded") == 1, "the stack went before its final backup"
     assert job["spec"]["template"]["spec"]["containers"][0]["args"][:3] == ["backup", "--to", "/backups"]
     wait_until("the database volume to be deleted", lambda: kubectl.get("pvc", "data-demo-postgres-0", namespace)
@@ -260,17 +262,17 @@ def test_a_failing_final_backup_holds_deletion_until_the_user_decides(kubectl: K
                                                                        operator) -> None:
     backup = {"schedule": "0 3 * * *", "finalBackupOnDelete": True}
     kubectl.apply(example(namespace, backup=backup, version="0.1.0-fail-backup"))
-    ready(kubectl, namespace)
+    final = Names("demo").final_backup_job(ready(kubectl, namespace)["metadata"]["uid"])
     kubectl.run("delete", "mstack", "demo", "-n", namespace, "--wait=false")
     wait_until("the final backup to fail", lambda: any(
         c.get("type") == "Failed" and c.get("status") == "True"
-        for c in ((kubectl.get("job", "demo-final-backup", namespace) or {}).get("status") or {}).get("conditions", [])),
+        for c in ((kubectl.get("job", final, namespace) or {}).get("status") or {}).get("conditions", [])),
         90)
     stack = wait_until("the stack to say why it waits", lambda: (s := kubectl.get("mstack", "demo", namespace)) and (
         "failed" in condition(s, "Ready")["message"]) and s, 60)
     assert stack["status"]["phase"] == "Deleting"
     waiting = condition(stack, "Ready")
-    assert waiting["reason"] == "Deleting" and "final backup Job demo-final-backup failed" in waiting["message"]
+    assert waiting["reason"] == "Deleting" and f"final backup Job {final} failed" in waiting["message"]
     assert "finalBackupOnDelete to false" in waiting["message"]
     kubectl.run("patch", "mstack", "demo", "-n", namespace, "--type=merge",
                 "-p", '{"spec":{"backup":{"finalBackupOnDelete":false}}}')

@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from ai_moderator_operator.api import parse_spec
-from ai_moderator_operator.builders import Context, backup_args, desired_children, final_backup_job, restore_job
+from ai_moderator_operator.builders import (Context, backup_args, backup_now_job, desired_children, final_backup_job,
+                                            migration_job, restore_job)
 from ai_moderator_operator.crdgen import CRD_FILE, render
 
 
@@ -85,18 +86,29 @@ def test_optional_children_appear_only_when_asked_for() -> None:
     assert policy["spec"]["policyTypes"] == ["Ingress"]
 
 
-def test_pods_run_restricted() -> None:
-    for child in desired_children(ctx(backup={"schedule": "0 3 * * *"})):
+def test_every_pod_runs_restricted() -> None:
+    """Deployments, StatefulSets, CronJobs and every one-shot Job (migration,
+    restore, backup-now, final backup): the restricted Pod Security Standard."""
+    full = ctx(backup={"schedule": "0 3 * * *", "verify": {"schedule": "0 5 1 * *"}, "finalBackupOnDelete": True},
+               api={"autoscaling": {"enabled": True}})
+    children = [*desired_children(full), migration_job(full, "1.0.0"), restore_job(full, "1.0.0", "f.sql.gz"),
+                backup_now_job(full, "1.0.0", "now"), final_backup_job(full, "1.0.0")]
+    checked = set()
+    for child in children:
         spec = child.get("spec", {})
         template = spec.get("template") or spec.get("jobTemplate", {}).get("spec", {}).get("template")
         if not template:
             continue
+        checked.add((child["kind"], child["metadata"]["name"]))
         pod = template["spec"]
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-        for container in pod["containers"]:
-            assert container["securityContext"]["readOnlyRootFilesystem"] is True
-            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        for container in pod["containers"] + pod.get("initContainers", []):
+            security = container["securityContext"]
+            assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+            assert security["capabilities"]["drop"] == ["ALL"]
+            assert "privileged" not in security and "runAsUser" not in security or security["runAsUser"] != 0
+    assert len(checked) == 11, sorted(checked)
 
 
 @pytest.mark.parametrize(("retention", "args"), [
@@ -164,7 +176,7 @@ def test_schedules_run_in_the_time_zone_asked_for() -> None:
 
 def test_final_backup_job_outlives_the_stack() -> None:
     job = final_backup_job(ctx(backup={"schedule": "0 3 * * *", "finalBackupOnDelete": True}), "1.0.0")
-    assert job["metadata"]["name"] == "shop-final-backup"
+    assert job["metadata"]["name"].startswith("shop-final-backup-")
     assert "ownerReferences" not in job["metadata"]
     assert job["spec"]["ttlSecondsAfterFinished"] == 7 * 24 * 3600
     assert _job_pod(job)["containers"][0]["args"][:3] == ["backup", "--to", "/backups"]

@@ -164,7 +164,7 @@ def backup_now_job(ctx: Context, version: str, request: str) -> Manifest:
 def final_backup_job(ctx: Context, version: str) -> Manifest:
     """The backup taken when the stack is deleted. It has no owner, so it
     outlives the stack as the record of that backup, until its TTL."""
-    meta = metadata(ctx, ctx.names.final_backup, Component.BACKUP, version)
+    meta = metadata(ctx, ctx.names.final_backup_job(ctx.uid), Component.BACKUP, version)
     del meta["ownerReferences"]
     spec = _backup_job_spec(ctx, version, Component.BACKUP, backup_args(ctx))
     spec["ttlSecondsAfterFinished"] = 7 * 24 * 3600

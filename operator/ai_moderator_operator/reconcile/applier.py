@@ -20,7 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class Retry(Exception):
-    """The stack cannot converge yet (e.g. a referenced Secret is missing)."""
+    """The stack cannot converge yet (e.g. a referenced Secret is missing);
+    `reason` becomes the Degraded condition's reason."""
+
+    def __init__(self, message: str, reason: str = "SecretNotFound") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Rejected(Exception):

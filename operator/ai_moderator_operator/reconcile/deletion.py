@@ -11,10 +11,11 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import parse_spec
+from ..api import API_VERSION, KIND, parse_spec
 from ..builders import Context, final_backup_job
+from ..kube import ApiError
 from ..naming import Names
-from ..status import deleting
+from ..status import deleting, now_iso
 from .applier import Applier
 from .jobs import JobOutcomes
 
@@ -36,18 +37,44 @@ async def final_backup(applier: Applier, outcomes: JobOutcomes, body: dict[str, 
         log.info("no final backup of %s/%s: no version was ever rolled out", meta["namespace"], meta["name"])
         return None
     ctx = Context(meta["name"], meta["namespace"], meta["uid"], parse_spec(body.get("spec") or {}), version, "")
-    job = await applier.ensure_once(final_backup_job(ctx, version))
+    name = ctx.names.final_backup_job(ctx.uid)
+    try:
+        job = await applier.ensure_once(final_backup_job(ctx, version))
+    except ApiError as exc:
+        if exc.status != 403 or "being terminated" not in exc.message:
+            raise
+        # The namespace is going: no Job can start in it, and waiting would
+        # block its deletion forever. Say so where `kubectl get events` shows it.
+        await _skipped_event(applier, body, f"final backup {name} not taken: the namespace is being deleted")
+        return None
     state = await outcomes.of(job)
     if state.phase == "Succeeded":
         log.info("final backup of %s/%s done", ctx.namespace, ctx.name)
         return None
     if state.phase == "Failed":
-        wait = Wait(f"the final backup Job {ctx.names.final_backup} failed ({state.message}); deletion waits: delete "
+        wait = Wait(f"the final backup Job {name} failed ({state.message}); deletion waits: delete "
                     "the Job to try again, or set spec.backup.finalBackupOnDelete to false to delete without it", 30)
     else:
-        wait = Wait(f"waiting for the final backup Job {ctx.names.final_backup} before deleting", 2)
+        wait = Wait(f"waiting for the final backup Job {name} before deleting", 2)
     await applier.write_status(body, deleting(body.get("status") or {}, wait.message))
     return wait
+
+
+async def _skipped_event(applier: Applier, body: dict[str, Any], message: str) -> None:
+    meta = body["metadata"]
+    stamp = now_iso()
+    log.warning(message, extra={"stack": meta["name"], "namespace": meta["namespace"]})
+    try:
+        await applier.kube.create({
+            "apiVersion": "v1", "kind": "Event", "metadata": {"generateName": f"{meta['name']}.",
+                                                             "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": API_VERSION, "kind": KIND, "name": meta["name"],
+                               "namespace": meta["namespace"], "uid": meta["uid"]},
+            "reason": "FinalBackupSkipped", "message": message, "type": "Warning",
+            "source": {"component": "ai-moderator-operator"}, "firstTimestamp": stamp, "lastTimestamp": stamp,
+            "count": 1})
+    except ApiError as exc:  # in a terminating namespace the Event may be refused too
+        log.debug("could not post event: %s", exc)
 
 
 async def apply_deletion_policy(applier: Applier, outcomes: JobOutcomes, body: dict[str, Any]) -> Wait | None:

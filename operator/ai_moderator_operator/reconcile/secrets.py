@@ -16,9 +16,22 @@ from .applier import Applier, Retry
 
 
 def decode(secret: dict[str, Any] | None) -> dict[str, str]:
+    """A Secret's values as text; a value that is not UTF-8 is a clear, retried problem."""
     if not secret:
         return {}
-    return {k: base64.b64decode(v).decode() for k, v in (secret.get("data") or {}).items()}
+    values: dict[str, str] = {}
+    for key, value in (secret.get("data") or {}).items():
+        try:
+            values[key] = base64.b64decode(value).decode()
+        except (ValueError, UnicodeDecodeError):
+            raise Retry(f"Secret {secret['metadata']['name']!r} key {key!r} is not UTF-8 text",
+                        "SecretInvalid") from None
+    return values
+
+
+# The URL schemes the API and workers can connect with, by reference.
+URL_SCHEMES = {"spec.database.external.urlSecretRef": ("postgresql://", "postgres://", "postgresql+psycopg://"),
+               "spec.redis.external.urlSecretRef": ("redis://", "rediss://")}
 
 
 def secret_refs(spec: ModerationStackSpec) -> Iterator[tuple[str, SecretKeyRef, bool]]:
@@ -79,6 +92,10 @@ async def referenced_values(applier: Applier, ctx: Context) -> dict[str, str]:
         data = decode(secret)
         if ref.key not in data:
             raise Retry(f"Secret {ref.name!r} has no key {ref.key!r} (referenced by {where})")
+        schemes = URL_SCHEMES.get(where)
+        if schemes and not data[ref.key].strip().startswith(schemes):
+            raise Retry(f"Secret {ref.name!r} key {ref.key!r} (referenced by {where}) is not a URL starting with "
+                        f"{' or '.join(schemes)}", "SecretInvalid")
         if consumed:
             values[f"{ref.name}/{ref.key}"] = data[ref.key]
     return values

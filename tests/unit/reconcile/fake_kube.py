@@ -34,7 +34,7 @@ class FakeKube:
         self.objects: dict[Key, dict[str, Any]] = {}
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self.watch = watch
-        self.refuse: dict[str, str] = {}  # kind -> message of a 422 for any apply of it
+        self.refuse: dict[str, ApiError] = {}  # kind -> the error any apply of it gets
         self._uids = itertools.count(1)
 
     @staticmethod
@@ -64,7 +64,7 @@ class FakeKube:
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         if manifest["kind"] in self.refuse:
-            raise ApiError(422, "Invalid", self.refuse[manifest["kind"]])
+            raise self.refuse[manifest["kind"]]
         key = self.key_of(manifest)
         self.writes.append(("apply", manifest["kind"], manifest["metadata"]["name"]))
         if "stringData" in manifest:  # the API server stores a Secret's stringData as data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ai_moderator_operator.builders import desired_children, migration_job
+from ai_moderator_operator.kube import ApiError
 from ai_moderator_operator.reconcile.applier import Rejected
 from world import World, context
 
@@ -25,7 +26,7 @@ async def test_a_job_is_created_once_and_never_updated(world: World) -> None:
 
 
 async def test_a_child_the_api_server_refuses_is_named(world: World) -> None:
-    world.kube.refuse["Deployment"] = 'spec.template.spec.nodeSelector: Invalid value: "a b"'
+    world.kube.refuse["Deployment"] = ApiError(422, "Invalid", 'spec.template.spec.nodeSelector: Invalid value: "a b"')
     deployment = next(m for m in desired_children(context()) if m["kind"] == "Deployment")
     with pytest.raises(Rejected, match=r"rejected Deployment shop-api: .*nodeSelector"):
         await world.applier.ensure(deployment)

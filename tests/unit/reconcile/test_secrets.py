@@ -33,3 +33,18 @@ async def test_a_missing_referenced_secret_is_a_clear_retry(world: World) -> Non
                     "data": {"url": base64.b64encode(b"postgresql://u:p@db/x").decode()}})
     assert await referenced_values(world.applier, context(**EXTERNAL_DB)) == {"db/url": "postgresql://u:p@db/x"}
     assert world.cache.referencing(NS, "db") == {"shop"}, "a change of that Secret must wake the stack"
+
+
+def secret(name: str, **values: bytes) -> dict:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": name, "namespace": NS},
+            "data": {k: base64.b64encode(v).decode() for k, v in values.items()}}
+
+
+async def test_a_value_that_is_not_text_or_not_a_url_is_named(world: World) -> None:
+    world.kube.put(secret("db", url=b"\xff\xfe not utf-8"))
+    with pytest.raises(Retry, match="Secret 'db' key 'url' is not UTF-8 text") as raised:
+        await referenced_values(world.applier, context(**EXTERNAL_DB))
+    assert raised.value.reason == "SecretInvalid"
+    world.kube.put(secret("db", url=b"db.example.com:5432/x"))
+    with pytest.raises(Retry, match="Secret 'db' key 'url' .* is not a URL starting with postgresql://"):
+        await referenced_values(world.applier, context(**EXTERNAL_DB))
