@@ -111,6 +111,10 @@ class Reconciler:
                 rollout.status, rollout.failed, rollout.running)
             restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
             observed.restore = last_restore
+            if restore_request and spec.backup is None:
+                observed.problem = ("RestoreRefused", f"cannot restore {restore_request}: spec.backup is not set, "
+                                                      "so there is no backup location to restore from")
+                restore_request = None
             if restore_request and rollout.version is not None:
                 observed.restore_requested = True
                 observed.restore = await restore_state(self.applier, self.outcomes, ctx, restore_request, last_restore)

@@ -37,7 +37,8 @@ def migration_job(ctx: Context, version: str) -> Manifest:
 def _cronjob(ctx: Context, name: str, component: str, version: str, schedule: str, time_zone: str | None,
              suspend: bool, job_spec: dict[str, Any]) -> Manifest:
     spec: dict[str, Any] = {
-        "schedule": schedule, "suspend": suspend, "concurrencyPolicy": "Forbid",
+        # Nothing scheduled runs while a restore holds the app out of service.
+        "schedule": schedule, "suspend": suspend or ctx.hold_app, "concurrencyPolicy": "Forbid",
         "startingDeadlineSeconds": 3600, "successfulJobsHistoryLimit": 3, "failedJobsHistoryLimit": 3,
         "jobTemplate": {"metadata": {"labels": metadata(ctx, name, component, version)["labels"]}, "spec": job_spec}}
     if time_zone:

@@ -1,12 +1,14 @@
 """Restore from a backup file: the API and workers are held out of service
-(scaled to zero by the builders), and once no pod of theirs is left the
-restore Job runs. Each file is restored once: its Job is the record, and a
-finished restore is not redone."""
+(the builders scale them to zero and suspend the scheduled Jobs), and once
+no pod of theirs is left, terminating ones included, the restore Job runs.
+Each file is restored once: its Job is the record, and a finished restore is
+not redone."""
 
 from __future__ import annotations
 
 from ..api import RestoreStatus
 from ..builders import Context, restore_job
+from ..naming import COMPONENT_LABEL, Component
 from .applier import Applier
 from .jobs import JobOutcomes
 
@@ -25,15 +27,18 @@ async def restore_state(applier: Applier, outcomes: JobOutcomes, ctx: Context, r
                          completionTime=state.completed)
 
 
-def app_scaled_down(applier: Applier, ctx: Context) -> bool:
-    for deployment in (ctx.names.api, ctx.names.worker):
-        live = applier.cached("apps/v1", "Deployment", ctx.namespace, deployment)
-        if live and int((live.get("status") or {}).get("replicas", 0)) > 0:
-            return False
-    return True
+async def app_pods_left(applier: Applier, ctx: Context) -> int:
+    """API and worker pods that still exist, terminating ones included (a
+    Deployment's status does not count those, and a worker's sweeper can
+    still write while it shuts down)."""
+    left = 0
+    for component in (Component.API, Component.WORKER):
+        selector = f"app.kubernetes.io/instance={ctx.name},{COMPONENT_LABEL}={component}"
+        left += len(await applier.kube.list("v1", "Pod", ctx.namespace, selector))
+    return left
 
 
 async def start_restore(applier: Applier, ctx: Context, version: str, request: str) -> None:
     """Once no API or worker pod is left, run the restore Job."""
-    if app_scaled_down(applier, ctx):
+    if await app_pods_left(applier, ctx) == 0:
         await applier.ensure_once(restore_job(ctx, version, request))

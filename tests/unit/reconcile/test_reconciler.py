@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ai_moderator_operator.naming import PAUSED_ANNOTATION
+from ai_moderator_operator.naming import PAUSED_ANNOTATION, RESTORE_ANNOTATION
 from ai_moderator_operator.reconcile.capabilities import Capabilities
 from ai_moderator_operator.reconciler import Degraded, Reconciler
 from kube import ROOT
@@ -81,3 +81,18 @@ async def test_a_paused_stack_is_reported_and_left_alone(world: World) -> None:
     status, _ = await one_pass(world)
     assert status["phase"] == "Paused"
     assert [w for w in world.kube.writes if w[1] not in ("ModerationStack", "Event")] == []
+
+
+async def test_a_restore_without_a_backup_location_is_refused_and_the_app_keeps_serving(world: World) -> None:
+    add_stack(world, backup=None)
+    world.kube.objects[STACK_KEY]["spec"].pop("backup")
+    status, _ = await one_pass(world)
+    world.finish_job(status["migration"]["job"], ok=True)
+    await one_pass(world)
+    world.kube.objects[STACK_KEY]["metadata"]["annotations"] = {RESTORE_ANNOTATION: "db-backup-x.sql.gz"}
+    status, _ = await one_pass(world)
+    degraded = next(c for c in status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "RestoreRefused" and "spec.backup is not set" in degraded["message"]
+    api = world.kube.objects[("apps/v1", "Deployment", NS, "shop-api")]
+    assert api["spec"]["replicas"] == 2, "the API must not be held for a restore that cannot run"
+    assert not [k for k in world.kube.objects if k[1] == "Job" and "restore" in k[3]]

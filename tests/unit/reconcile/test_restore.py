@@ -10,14 +10,18 @@ from world import NS, World, context
 FILE = "db-backup-20261126T030000Z.sql.gz"
 
 
-async def test_the_restore_job_waits_for_the_app_to_be_gone(world: World) -> None:
-    ctx = context()
+async def test_the_restore_job_waits_for_every_app_pod_to_be_gone_terminating_ones_too(world: World) -> None:
+    ctx = context(backup={"schedule": "0 3 * * *"})
+    # The Deployment already reports 0 replicas: its terminating pods are not counted there.
     world.kube.put({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {
-        "name": "shop-api", "namespace": NS, "labels": {"app.kubernetes.io/instance": "shop"}},
-        "status": {"replicas": 2}})
+        "name": "shop-worker", "namespace": NS, "labels": {"app.kubernetes.io/instance": "shop"}},
+        "status": {"replicas": 0}})
+    world.kube.put({"apiVersion": "v1", "kind": "Pod", "metadata": {
+        "name": "shop-worker-1", "namespace": NS, "deletionTimestamp": "2026-11-26T03:00:00Z",
+        "labels": {"app.kubernetes.io/instance": "shop", "app.kubernetes.io/component": "worker"}}})
     await start_restore(world.applier, ctx, "1.0.0", FILE)
     assert world.kube.written("apply", "Job") == []
-    world.kube.set_status("apps/v1", "Deployment", NS, "shop-api", {"replicas": 0})
+    await world.kube.delete("v1", "Pod", NS, "shop-worker-1")
     await start_restore(world.applier, ctx, "1.0.0", FILE)
     await start_restore(world.applier, ctx, "1.0.0", FILE)
     assert world.kube.written("apply", "Job") == [("apply", "Job", ctx.names.restore_job(FILE))]
@@ -38,3 +42,15 @@ async def test_a_finished_restore_is_not_redone(world: World) -> None:
     assert await restore_state(world.applier, world.outcomes, context(), FILE, done) is done
     other = await restore_state(world.applier, world.outcomes, context(), "other.sql.gz", done)
     assert other.request == "other.sql.gz" and other.phase == "Running"
+
+
+def test_scheduled_jobs_are_suspended_while_the_app_is_held() -> None:
+    from dataclasses import replace
+
+    from ai_moderator_operator.builders import desired_children
+
+    ctx = context(backup={"schedule": "0 3 * * *", "verify": {"schedule": "0 5 1 * *"}})
+    held = [c for c in desired_children(replace(ctx, hold_app=True)) if c["kind"] == "CronJob"]
+    running = [c for c in desired_children(ctx) if c["kind"] == "CronJob"]
+    assert len(held) == 3 and all(c["spec"]["suspend"] for c in held)
+    assert not any(c["spec"]["suspend"] for c in running)
