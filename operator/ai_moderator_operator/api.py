@@ -24,11 +24,26 @@ API_VERSION = f"{GROUP}/{VERSION}"
 KIND = "ModerationStack"
 PLURAL = "moderationstacks"
 
-# A standard 5-field cron expression (minute hour day-of-month month
-# day-of-week) or an @-macro, as Kubernetes CronJobs accept. Checked by CEL in
-# the API server (clear message) and again here.
-CRON_REGEX = (r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|[0-9*/,?-]+\s+[0-9*/,-]+\s+"
-              r"[0-9*/,?LW-]+\s+[0-9A-Za-z*/,-]+\s+[0-9A-Za-z*/,?L#-]+)$")
+
+
+def _cron_field(number: str, names: str = "", question: bool = False) -> str:
+    """One field of a cron expression as Kubernetes' parser reads it: lists of
+    `*`, values and ranges within the field's bounds, each with an optional step."""
+    value = f"(?:{number}|(?i:{names}))" if names else f"(?:{number})"
+    element = rf"(?:\*{'|[?]' if question else ''}|{value}(?:-{value})?)(?:/[0-9]+)?"
+    return rf"{element}(?:,{element})*"
+
+
+# A standard 5-field cron expression (minute 0-59, hour 0-23, day of month
+# 1-31, month 1-12 or JAN-DEC, day of week 0-7 or SUN-SAT) or an @-macro, as
+# Kubernetes CronJobs accept. Checked by the API server (clear message) and
+# again here, so "99 3 * * *" is refused at admission, not by the CronJob.
+CRON_REGEX = ("^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|"
+              + r"\s+".join((_cron_field("[0-5]?[0-9]"), _cron_field("[01]?[0-9]|2[0-3]"),
+                              _cron_field("0?[1-9]|[12][0-9]|3[01]", question=True),
+                              _cron_field("0?[1-9]|1[0-2]", "JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC"),
+                              _cron_field("[0-7]", "SUN|MON|TUE|WED|THU|FRI|SAT", question=True)))
+              + ")$")
 CRON_MESSAGE = 'must be a 5-field cron expression such as "0 3 * * *" (minute hour day month weekday) or @daily'
 
 
@@ -78,7 +93,8 @@ class Strict(BaseModel):
 # Kubernetes' own quantity syntax (resource.Quantity): checked at admission so
 # that a typo is rejected there, not by the API server when the operator
 # applies a Deployment or claim built from it.
-QUANTITY_REGEX = (r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+# No sign: nothing the operator sizes (storage, CPU, memory) can be negative.
+QUANTITY_REGEX = (r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
                   r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
 
 

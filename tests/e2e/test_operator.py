@@ -211,6 +211,8 @@ INVALID = [
     ({"worker": {"concurrency": 0}}, "concurrency"),
     ({"api": {"resources": {"requests": {"cpu": "lots"}}}}, "spec.api.resources.requests.cpu in body should match"),
     ({"api": {"replicas": 2, "replica": 3}}, "replica"),
+    ({"policy": {"thresholds": {"sexual": 1.5}}}, "spec.policy.thresholds.sexual"),
+    ({"database": {"managed": {"storage": "-5Gi"}}}, "spec.database.managed.storage"),
 ]
 
 
@@ -226,6 +228,8 @@ INVALID_LIFECYCLE = [
     ({"backup": {"schedule": "every day at 3"}}, "5-field cron expression"),
     ({"backup": {"schedule": "0 3 * *"}}, "5-field cron expression"),
     ({"cleanup": {"schedule": "61 25 * * * *"}}, "5-field cron expression"),
+    ({"backup": {"schedule": "99 3 * * *"}}, "5-field cron expression"),
+    ({"cleanup": {"schedule": "0 3 * 13 *"}}, "5-field cron expression"),
     (_backup(verify={"schedule": "monthly"}), "spec.backup.verify.schedule"),
     ({"cleanup": {"retentionDays": 0}}, "spec.cleanup.retentionDays: Invalid value: 0"),
     (_backup(retention={"count": -1}), "spec.backup.retention.count: Invalid value: -1"),

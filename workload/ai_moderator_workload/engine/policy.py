@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from .categories import Category
 
@@ -25,7 +25,7 @@ class BlockedTerm(BaseModel):
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
     version: Term = Field(default="default", description="Name of this policy revision, recorded with every decision.")
-    thresholds: dict[Category, float] = Field(
+    thresholds: dict[Category, Annotated[float, Field(gt=0, le=1)]] = Field(
         default_factory=dict, max_length=13,
         description="Per-category score at or above which the category is flagged (default 0.5)."
     )
@@ -42,14 +42,6 @@ class Policy(BaseModel):
                     "sentence embeddings and the Jigsaw BiLSTM on every text), or cascade (fast first; texts it "
                     "finds suspicious also go through the accurate stage).",
     )
-
-    @field_validator("thresholds")
-    @classmethod
-    def _thresholds_in_range(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = {k: v for k, v in value.items() if not 0 < v <= 1}
-        if bad:
-            raise ValueError(f"thresholds must be in (0, 1]: {bad}")
-        return value
 
     def threshold(self, category: str) -> float:
         return self.thresholds.get(category, self.default_threshold)  # type: ignore[call-overload]
