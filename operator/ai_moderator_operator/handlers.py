@@ -17,7 +17,7 @@ import kopf
 from .api import GROUP, PLURAL, VERSION
 from .children import MANAGED_SELECTOR, ChildCache
 from .kube import ApiError, HttpKube
-from .metrics import CONTROLLER, RECONCILE_ERRORS, RECONCILE_TIME, RECONCILE_TOTAL, PhaseBook
+from .metrics import CONTROLLER, RECONCILE_ERRORS, RECONCILE_TIME, RECONCILE_TOTAL, PhaseBook, forget_stack
 from .naming import PREFIX
 from .reconcile.deletion import apply_deletion_policy
 from .reconciler import Degraded, Reconciler
@@ -114,6 +114,7 @@ async def referenced_secret_event(namespace: str | None, name: str | None, **_: 
 async def stack_event(event: kopf.RawEvent, name: str | None, namespace: str | None, **_: Any) -> None:
     assert namespace and name
     if event.get("type") == "DELETED":
+        forget_stack(namespace, name)
         STATE.cache.set_references(namespace, name, set())
         STATE.phases.set((namespace, name), None)
         STATE.wakeups.pop((namespace, name), None)

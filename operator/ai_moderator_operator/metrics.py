@@ -3,6 +3,7 @@ dashboards work unchanged."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import get_args
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -24,10 +25,28 @@ LAST_VERIFY_SUCCESS = Gauge("ai_moderator_last_backup_verify_success_timestamp_s
                             "Unix time of the last successful test restore of a backup.", ["namespace", "stack"])
 BACKUP_INTERVAL = Gauge("ai_moderator_backup_interval_seconds",
                         "Longest expected gap between scheduled backups.", ["namespace", "stack"])
+BACKUP_SCHEDULE_START = Gauge("ai_moderator_backup_schedule_start_timestamp_seconds",
+                              "Unix time the backup schedule began (its CronJob was created).", ["namespace", "stack"])
+LAST_BACKUP_ATTEMPT = Gauge("ai_moderator_last_backup_attempt_timestamp_seconds",
+                            "Unix time the last backup Job finished, whether it succeeded or not.",
+                            ["namespace", "stack"])
+BACKUP_FAILURES = Gauge("ai_moderator_backup_failed_jobs",
+                        "Failed backup Jobs among those still kept (the CronJob keeps the last three).",
+                        ["namespace", "stack"])
+PER_STACK = (LAST_BACKUP_SUCCESS, LAST_VERIFY_SUCCESS, BACKUP_INTERVAL, BACKUP_SCHEDULE_START, LAST_BACKUP_ATTEMPT,
+             BACKUP_FAILURES)
 API_REQUESTS = Counter("ai_moderator_operator_kube_requests_total", "Requests the operator sent to the API server.",
                        ["verb", "code"])
 
 PHASES = get_args(Phase)
+
+
+def forget_stack(namespace: str, stack: str) -> None:
+    """Drop a stack's series (deleted, or backups turned off): no alert may
+    fire for what no longer exists."""
+    for gauge in PER_STACK:
+        with contextlib.suppress(KeyError):
+            gauge.remove(namespace, stack)
 
 
 class PhaseBook:

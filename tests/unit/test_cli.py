@@ -41,3 +41,11 @@ def test_backup_retention_keeps_newest_and_applies_count_and_age(tmp_path) -> No
         (tmp_path / name).write_text("x")
     assert prune(str(tmp_path), keep=2, keep_days=None, now=now) == names[1::-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == names[2:]
+
+
+def test_a_server_newer_than_pg_dump_is_refused_before_dumping() -> None:
+    from ai_moderator_workload.backup import BackupError, check_client_version
+
+    with pytest.raises(BackupError, match="server is version 16, newer than this image's pg_dump 15"):
+        check_client_version("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)", "16.4 (Debian 16.4-1)")
+    check_client_version("pg_dump (PostgreSQL) 16.2", "15.20 (Debian 15.20-0+deb12u1)")

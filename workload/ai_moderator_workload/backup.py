@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -54,6 +55,30 @@ def _tool(name: str) -> str:
     if found is None:
         raise BackupError(f"{name} not found on PATH (install the PostgreSQL client)")
     return found
+
+
+def major_version(text: str) -> int:
+    """The major version in `pg_dump --version` or `SHOW server_version` output."""
+    match = re.search(r"\d+", text)
+    if match is None:
+        raise BackupError(f"cannot read a PostgreSQL version from {text!r}")
+    return int(match.group(0))
+
+
+def check_client_version(client: str, server: str) -> None:
+    """pg_dump refuses a newer server half-way; say so before starting, plainly."""
+    if major_version(server) > major_version(client):
+        raise BackupError(f"the PostgreSQL server is version {major_version(server)}, newer than this image's "
+                          f"pg_dump {major_version(client)}: use an image whose PostgreSQL client is at least "
+                          f"{major_version(server)}")
+
+
+def _ensure_client_can_dump(database_url: str) -> None:
+    env = libpq_env(database_url)
+    client = subprocess.run([_tool("pg_dump"), "--version"], capture_output=True, text=True, env=env, check=True)
+    server = subprocess.run([_tool("psql"), "-XAtc", "SHOW server_version"], capture_output=True, text=True, env=env)
+    if server.returncode == 0:  # otherwise pg_dump fails next with the connection error itself
+        check_client_version(client.stdout, server.stdout)
 
 
 def backup_name(now: datetime | None = None) -> str:
@@ -215,6 +240,7 @@ def backup(database_url: str, location: str) -> str:
     """Dump the database into a new backup in `location` (a directory or an
     s3://bucket/prefix URL); returns where it went."""
     store = store_for(location)
+    _ensure_client_can_dump(database_url)
     dump = _CompressedDump(database_url)
     try:
         return store.write(backup_name(), dump)  # type: ignore[arg-type]

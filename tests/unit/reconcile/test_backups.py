@@ -49,3 +49,27 @@ async def test_backup_now_runs_once_per_request(world: World) -> None:
     for _ in range(3):
         await backup_now(world.applier, ctx, "1.0.0", "tok")
     assert world.kube.written("apply", "Job") == [("apply", "Job", backup_now_job(ctx, "1.0.0", "tok")["metadata"]["name"])]
+
+
+async def test_backup_series_exist_only_while_the_stack_backs_up(world: World) -> None:
+    from prometheus_client import REGISTRY
+
+    from ai_moderator_operator.builders import backup_cronjob
+    from ai_moderator_operator.metrics import forget_stack
+
+    def sample(name: str, stack: str = "shop") -> float | None:
+        return REGISTRY.get_sample_value(name, {"namespace": "prod", "stack": stack})
+
+    forget_stack("prod", "shop")  # the registry is process-wide: start from no series
+    ctx = context(backup=BACKUP)
+    await world.applier.ensure(backup_cronjob(ctx, "1.0.0"))
+    await backup_now(world.applier, ctx, "1.0.0", "a")
+    world.finish_job(ctx.names.backup_now_job("a"), ok=False, at="2026-11-26T04:00:00Z")
+    await backup_status(world.applier, world.outcomes, ctx, None)
+    assert sample("ai_moderator_backup_schedule_start_timestamp_seconds") is not None
+    assert sample("ai_moderator_backup_failed_jobs") == 1
+    assert sample("ai_moderator_last_backup_attempt_timestamp_seconds") is not None
+    assert sample("ai_moderator_last_backup_success_timestamp_seconds") is None, "never succeeded: no success series"
+    await backup_status(world.applier, world.outcomes, context(), None)  # spec.backup removed
+    assert sample("ai_moderator_backup_interval_seconds") is None
+    assert sample("ai_moderator_backup_schedule_start_timestamp_seconds") is None
