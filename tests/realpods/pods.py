@@ -8,6 +8,7 @@ import subprocess
 import time
 from typing import Any
 
+from ai_moderator_operator.builders.common import container_security, pod_security
 from kube import ROOT, Kubectl, wait_until
 
 CONTAINERD_SOCK = ROOT / ".cluster-real" / "containerd" / "containerd.sock"
@@ -24,16 +25,10 @@ def restricted_namespace(kubectl: Kubectl, name: str) -> str:
     return name
 
 
-def restricted_security(uid: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Pod and container security contexts that pass the restricted standard."""
-    return ({"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
-             "seccompProfile": {"type": "RuntimeDefault"}},
-            {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}})
-
-
 def pod(name: str, image: str, uid: int, command: list[str] | None = None, env: dict[str, str] | None = None,
         writable: tuple[str, ...] = ("/tmp",), labels: dict[str, str] | None = None) -> dict[str, Any]:
-    pod_sec, container_sec = restricted_security(uid)
+    # The operator's own security contexts: what its pods run with.
+    pod_sec, container_sec = pod_security(uid), container_security()
     container: dict[str, Any] = {
         "name": "main", "image": image, "imagePullPolicy": "Never", "securityContext": container_sec,
         "env": [{"name": k, "value": v} for k, v in (env or {}).items()],
