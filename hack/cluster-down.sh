@@ -7,11 +7,7 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/hack/versions.sh"
 REAL="${REAL:-0}"
-if [[ $REAL == 1 ]]; then
-  STATE="${CLUSTER_DIR:-$ROOT/.cluster-real}"
-else
-  STATE="${CLUSTER_DIR:-$ROOT/.cluster}"
-fi
+STATE="${CLUSTER_DIR:-$(cluster_dir "$ROOT")}"
 BIN="$K8S_BIN"
 log() { printf '[cluster-down] %s\n' "$*" >&2; }
 [[ -d "$STATE/pids" ]] || { log "no cluster in $STATE"; rm -rf "$STATE"; exit 0; }

@@ -9,11 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/hack/versions.sh"
 REAL="${REAL:-0}"
-if [[ $REAL == 1 ]]; then
-  STATE="${CLUSTER_DIR:-$ROOT/.cluster-real}"
-else
-  STATE="${CLUSTER_DIR:-$ROOT/.cluster}"
-fi
+STATE="${CLUSTER_DIR:-$(cluster_dir "$ROOT")}"
 KUBECONFIG_OUT="$STATE/kubeconfig"
 BIN="$K8S_BIN"
 log() { printf '[cluster-up] %s\n' "$*" >&2; }

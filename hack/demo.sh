@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/hack/versions.sh"
 REAL="${REAL:-0}"
-CLUSTER="$ROOT/.cluster"; [[ $REAL == 1 ]] && CLUSTER="$ROOT/.cluster-real"
+CLUSTER="$(cluster_dir "$ROOT")"
 KUBECTL=("$K8S_BIN/kubectl" --kubeconfig "$CLUSTER/kubeconfig")
 STATE="$ROOT/.demo"
 PY="$ROOT/.venv/bin/python"
