@@ -18,6 +18,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from ai_moderator_workload.engine.policy import Policy
 
+from .quantity import quantity
+
 GROUP = "moderation.ai-moderator.io"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -105,7 +107,8 @@ def _check_quantity(value: int | str) -> int | str:
 
 
 Quantity = Annotated[int | str, AfterValidator(_check_quantity), Field(
-    description="A Kubernetes quantity, e.g. 500m, 1, 512Mi, 2Gi.", json_schema_extra={"pattern": QUANTITY_REGEX})]
+    description="A Kubernetes quantity, e.g. 500m, 1, 512Mi, 2Gi.",
+    json_schema_extra={"pattern": QUANTITY_REGEX, "maxLength": 64})]
 Cron = Annotated[str, AfterValidator(_check_cron), Field(
     min_length=1, max_length=100,
     description="Standard 5-field cron expression (e.g. \"0 3 * * *\") or @daily-style macro.",
@@ -118,9 +121,30 @@ class SecretKeyRef(Strict):
     key: str = Field(min_length=1, max_length=253, description="Key inside the Secret.")
 
 
+# The resources compared at admission: a fixed list keeps the CEL rule's cost
+# within the API server's budget (iterating the maps' own keys does not).
+COMPARED_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+
+def _limits_cover_requests(r: Resources) -> bool:
+    requests, limits = r.requests or {}, r.limits or {}
+    pairs = ((quantity(limits[k]), quantity(requests[k])) for k in COMPARED_RESOURCES if k in limits and k in requests)
+    # A value that is no quantity at all is refused by the field's own check.
+    return all(lim is None or req is None or lim >= req for lim, req in pairs)
+
+
 class Resources(Strict):
-    requests: dict[str, Quantity] | None = Field(default=None, description="Minimum resources (cpu, memory).")
-    limits: dict[str, Quantity] | None = Field(default=None, description="Maximum resources (cpu, memory).")
+    # The pod would be refused by the API server; say so at admission instead.
+    rules = (Rule("!has(self.requests) || !has(self.limits) || " + str(list(COMPARED_RESOURCES)) + ".all(k, "
+                  "!(k in self.requests && k in self.limits) || "
+                  "quantity(string(self.limits[k])).compareTo(quantity(string(self.requests[k]))) >= 0)",
+                  "resources.limits must be at least resources.requests (cpu, memory, ephemeral-storage)",
+                  _limits_cover_requests),)
+    # At most a handful of resource names: keeps the rule's cost bounded for the API server.
+    requests: dict[str, Quantity] | None = Field(default=None, max_length=8,
+                                                 description="Minimum resources (cpu, memory).")
+    limits: dict[str, Quantity] | None = Field(default=None, max_length=8,
+                                               description="Maximum resources (cpu, memory).")
 
 
 class Autoscaling(Strict):

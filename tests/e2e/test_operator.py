@@ -213,6 +213,8 @@ INVALID = [
     ({"api": {"replicas": 2, "replica": 3}}, "replica"),
     ({"policy": {"thresholds": {"sexual": 1.5}}}, "spec.policy.thresholds.sexual"),
     ({"database": {"managed": {"storage": "-5Gi"}}}, "spec.database.managed.storage"),
+    ({"worker": {"resources": {"requests": {"cpu": "1500m"}, "limits": {"cpu": 1}}}},
+     "spec.worker.resources: Invalid value: \"object\": resources.limits must be at least resources.requests"),
 ]
 
 

@@ -4,6 +4,8 @@ parse_spec (what the operator accepts), with the same message."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 from pydantic import ValidationError
@@ -20,6 +22,8 @@ BAD = {
         {"database": {"managed": {}, "external": {"urlSecretRef": {"name": "db", "key": "url"}}}},
     "backup.storage: set pvc or s3, not both": {"backup": {"schedule": "0 3 * * *", "storage": {
         "pvc": {}, "s3": {"bucket": "bkt", "credentialsSecret": {"name": "s3"}}}}},
+    "resources.limits must be at least resources.requests (cpu, memory, ephemeral-storage)":
+        {"api": {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}}},
 }
 
 
@@ -57,5 +61,12 @@ def test_every_python_rule_is_in_the_crd_and_every_crd_rule_with_a_message_here(
 
 @pytest.mark.parametrize("message", sorted(BAD))
 def test_parse_spec_refuses_what_the_api_server_refuses(message: str) -> None:
-    with pytest.raises(ValidationError, match=message.replace("(", r"\(")):
+    with pytest.raises(ValidationError, match=re.escape(message)):
         parse_spec({"version": "1.0.0", **BAD[message]})
+
+
+def test_limits_equal_to_requests_in_other_units_are_accepted() -> None:
+    spec = parse_spec({"version": "1.0.0", "api": {"resources": {
+        "requests": {"cpu": "1000m", "memory": "1024Mi"},
+        "limits": {"cpu": 1, "memory": "1Gi", "ephemeral-storage": "1Gi"}}}})
+    assert spec.api.resources is not None
