@@ -137,7 +137,8 @@ class Reconciler:
         observed.data_ready = all(
             Workload.of_statefulset(self.applier.cached("apps/v1", "StatefulSet", namespace, n))
             for n, on in ((names.postgres, spec.database.managed), (names.redis, spec.redis.managed)) if on)
-        observed.backup, observed.backup_failed = await backup_status(self.applier, self.outcomes, ctx, last_backup)
+        observed.backup, observed.backup_failed, observed.backup_overdue = await backup_status(
+            self.applier, self.outcomes, ctx, last_backup)
         return derive(observed, previous), (MIGRATION_POLL_SECONDS if observed.migrating else None)
 
     async def _ensure_all(self, manifests: list[dict[str, Any]]) -> None:

@@ -69,6 +69,7 @@ class Observed:
     migrating: bool = False
     backup: BackupStatus | None = None
     backup_failed: bool = False
+    backup_overdue: str | None = None  # why there is no recent enough backup (degrades the stack)
     restore: RestoreStatus | None = None
     restore_requested: bool = False  # a failed restore degrades the stack only while it is still asked for
 
@@ -87,27 +88,30 @@ def _condition(previous: list[dict[str, Any]], ctype: str, ok: bool, reason: str
             "lastTransitionTime": since, "observedGeneration": generation}
 
 
-def phase_of(o: Observed) -> tuple[str, str]:
-    """(phase, message) in order of precedence."""
+def phase_of(o: Observed) -> tuple[str, str, str]:
+    """(phase, reason, message) in order of precedence. The reason is the
+    phase's own name except for Degraded, where it says which problem."""
     if o.paused:
-        return "Paused", "reconciliation paused by annotation"
+        return "Paused", "Paused", "reconciliation paused by annotation"
     if o.problem:
-        return "Degraded", o.problem[1]
+        return "Degraded", *o.problem
     if o.migration_failed:
         message = (o.migration.message if o.migration else None) or "migration failed"
-        return "Degraded", f"migration to {o.target_version} failed: {message}"
+        return "Degraded", "MigrationFailed", f"migration to {o.target_version} failed: {message}"
     if o.migrating:
-        return "Migrating", f"migrating the database schema for {o.target_version}"
+        return "Migrating", "Migrating", f"migrating the database schema for {o.target_version}"
     if o.restore is not None and o.restore.phase == "Running":
-        return "Progressing", f"restoring backup {o.restore.request}; the API is held out of service"
+        return "Progressing", "Restoring", f"restoring backup {o.restore.request}; the API is held out of service"
     if o.restore is not None and o.restore.phase == "Failed" and o.restore_requested:
-        return "Degraded", f"restore of {o.restore.request} failed: {o.restore.message or ''}"
+        return "Degraded", "RestoreFailed", f"restore of {o.restore.request} failed: {o.restore.message or ''}"
     if o.rolled_out_version is None:
-        return "Pending", "waiting for the first migration"
+        return "Pending", "Pending", "waiting for the first migration"
     if not (o.api.settled and o.worker.settled and o.data_ready):
-        return "Progressing", (f"api {o.api.summary}, workers {o.worker.summary}"
-                               + ("" if o.data_ready else ", database/redis starting"))
-    return "Ready", f"version {o.rolled_out_version} serving: api {o.api.summary}, workers {o.worker.summary}"
+        return "Progressing", "Progressing", (f"api {o.api.summary}, workers {o.worker.summary}"
+                                              + ("" if o.data_ready else ", database/redis starting"))
+    if o.backup_overdue:
+        return "Degraded", "BackupOverdue", f"{o.backup_overdue}; the API keeps serving"
+    return "Ready", "Ready", f"version {o.rolled_out_version} serving: api {o.api.summary}, workers {o.worker.summary}"
 
 
 def deleting(previous: dict[str, Any], message: str) -> dict[str, Any]:
@@ -121,9 +125,10 @@ def deleting(previous: dict[str, Any], message: str) -> dict[str, Any]:
 
 def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     conditions_before = previous.get("conditions") or []
-    phase, message = phase_of(o)
+    phase, reason, message = phase_of(o)
     serving = o.api.ready > 0 and o.rolled_out_version is not None
     ready = phase == "Ready"
+    degraded = phase == "Degraded"
 
     def cond(ctype: str, ok: bool, reason: str, msg: str) -> dict[str, Any]:
         return _condition(conditions_before, ctype, ok, reason, msg, o.generation)
@@ -131,19 +136,20 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     conditions = [
         cond("Ready", ready, "Ready" if ready else phase, message),
         cond("Progressing", phase in ("Migrating", "Progressing", "Pending"), phase, message),
-        cond("Degraded", phase == "Degraded", o.problem[0] if o.problem else
-             ("MigrationFailed" if o.migration_failed else "AsExpected"), message if phase == "Degraded" else ""),
+        cond("Degraded", degraded, reason if degraded else "AsExpected", message if degraded else ""),
         cond("Paused", o.paused, "Paused" if o.paused else "Reconciling", ""),
     ]
     if o.migration is not None:
         succeeded = not o.migration_failed and not o.migrating
-        reason = "MigrationFailed" if o.migration_failed else ("Migrating" if o.migrating else "Succeeded")
-        conditions.append(cond("MigrationSucceeded", succeeded, reason,
+        migration_reason = "MigrationFailed" if o.migration_failed else ("Migrating" if o.migrating else "Succeeded")
+        conditions.append(cond("MigrationSucceeded", succeeded, migration_reason,
                                o.migration.message or ""))
     backup = dumped(o.backup)
-    if backup is not None and (backup.get("lastSuccessTime") or o.backup_failed):
-        conditions.append(cond("BackupSucceeded", not o.backup_failed,
-                               "BackupFailed" if o.backup_failed else "Succeeded", backup.get("lastError") or ""))
+    if backup is not None and (backup.get("lastSuccessTime") or o.backup_failed or o.backup_overdue):
+        backup_ok = not (o.backup_failed or o.backup_overdue)
+        backup_reason = "BackupFailed" if o.backup_failed else "BackupOverdue" if o.backup_overdue else "Succeeded"
+        conditions.append(cond("BackupSucceeded", backup_ok, backup_reason,
+                               backup.get("lastError") or o.backup_overdue or ""))
     if backup is not None and backup.get("lastVerifyResult"):
         verified = backup["lastVerifyResult"] == "Succeeded"
         conditions.append(cond("BackupVerified", verified, "Verified" if verified else "VerifyFailed",
@@ -162,7 +168,7 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     for key, block in (("migration", dumped(o.migration)), ("backup", backup), ("restore", dumped(o.restore))):
         if block is not None:
             status[key] = block
-    if serving and phase == "Degraded":
+    if serving and degraded and reason != "BackupOverdue":
         conditions[0]["message"] = f"{message} (the previous version keeps serving)"
     return status
 

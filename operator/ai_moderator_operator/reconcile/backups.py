@@ -4,6 +4,9 @@ test restore -- plus the on-demand backup Job and the backup metrics."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import NamedTuple
+
 from ..api import BackupStatus
 from ..builders import Context, backup_location, backup_now_job
 from ..metrics import (
@@ -20,19 +23,47 @@ from ..schedule import interval_seconds
 from .applier import Applier
 from .jobs import JobOutcomes, finished_at, parse_time
 
+# The same margin as the ModerationBackupNeverSucceeded alert: one missed run
+# can be a slow night, two are a stack without backups.
+OVERDUE_INTERVALS = 2
+
+
+class BackupReport(NamedTuple):
+    status: BackupStatus | None
+    failed: bool  # the latest backup failed
+    overdue: str | None = None  # why the stack has no recent enough backup, when it has none
+
+
+def overdue_message(schedule_start: datetime | None, last_success: datetime | None, interval: float,
+                    now: datetime) -> str | None:
+    """Unset while a backup succeeded within OVERDUE_INTERVALS intervals (or the
+    schedule began less than that ago); otherwise what is wrong, for status."""
+    since = last_success or schedule_start
+    limit = timedelta(seconds=OVERDUE_INTERVALS * interval)
+    if since is None or now - since <= limit:
+        return None
+    every = f"{interval / 86400:g} d" if interval >= 86400 else f"{interval / 3600:g} h"
+    if last_success is None:
+        return (f"no backup has succeeded since the schedule began at {since.isoformat()} "
+                f"(it runs about every {every})")
+    return f"the last successful backup finished at {since.isoformat()}, more than {OVERDUE_INTERVALS} runs ago " \
+           f"(about every {every})"
+
 
 async def backup_status(applier: Applier, outcomes: JobOutcomes, ctx: Context,
-                        previous: BackupStatus | None) -> tuple[BackupStatus | None, bool]:
-    """(status.backup, whether the latest backup failed)."""
+                        previous: BackupStatus | None, now: datetime | None = None) -> BackupReport:
     if ctx.spec.backup is None:
         forget_stack(ctx.namespace, ctx.name)
-        return None, False
+        return BackupReport(None, False)
     labels = (ctx.namespace, ctx.name)
-    BACKUP_INTERVAL.labels(*labels).set(interval_seconds(ctx.spec.backup.schedule))
+    interval = interval_seconds(ctx.spec.backup.schedule)
+    BACKUP_INTERVAL.labels(*labels).set(interval)
     result = (previous or BackupStatus()).model_copy(update={"location": backup_location(ctx)})
     cron = applier.cached("batch/v1", "CronJob", ctx.namespace, ctx.names.backup)
+    schedule_start = None
     if cron and cron["metadata"].get("creationTimestamp"):
-        BACKUP_SCHEDULE_START.labels(*labels).set(parse_time(cron["metadata"]["creationTimestamp"]).timestamp())
+        schedule_start = parse_time(cron["metadata"]["creationTimestamp"])
+        BACKUP_SCHEDULE_START.labels(*labels).set(schedule_start.timestamp())
     if cron and (cron.get("status") or {}).get("lastScheduleTime"):
         result.lastScheduleTime = parse_time(cron["status"]["lastScheduleTime"])
     # Only backup and test-restore Jobs: a failed one costs a read of its pods.
@@ -66,7 +97,8 @@ async def backup_status(applier: Applier, outcomes: JobOutcomes, ctx: Context,
         result.lastError = None
     if result.lastSuccessTime is not None:
         LAST_BACKUP_SUCCESS.labels(ctx.namespace, ctx.name).set(result.lastSuccessTime.timestamp())
-    return result, bool(failed) or (failed is None and result.lastError is not None)
+    overdue = overdue_message(schedule_start, result.lastSuccessTime, interval, now or datetime.now(UTC))
+    return BackupReport(result, bool(failed) or (failed is None and result.lastError is not None), overdue)
 
 
 async def backup_now(applier: Applier, ctx: Context, version: str, request: str) -> None:

@@ -11,6 +11,7 @@ import copy
 import itertools
 from typing import Any
 
+from ai_moderator_operator.status import now_iso
 from ai_moderator_operator.children import ChildCache
 from ai_moderator_operator.kube import ApiError
 
@@ -75,7 +76,7 @@ class FakeKube:
         if live is None:
             obj = copy.deepcopy(manifest)
             obj["metadata"].update(uid=f"uid-{next(self._uids)}", generation=1,
-                                   creationTimestamp=f"2026-01-01T00:00:{len(self.objects):02d}Z")
+                                   creationTimestamp=now_iso())
             return self._store(obj, "ADDED")
         merged = _merge(live, manifest, nulls_delete=False)
         if merged.get("spec") != live.get("spec"):

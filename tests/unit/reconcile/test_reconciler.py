@@ -5,12 +5,13 @@ converged stack writes nothing."""
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import yaml
 
-from ai_moderator_operator.naming import PAUSED_ANNOTATION, RESTORE_ANNOTATION
+from ai_moderator_operator.naming import BACKUP_NOW_ANNOTATION, PAUSED_ANNOTATION, RESTORE_ANNOTATION
 from ai_moderator_operator.reconcile.capabilities import Capabilities
 from ai_moderator_operator.reconciler import Degraded, Reconciler
 from kube import ROOT
@@ -96,3 +97,33 @@ async def test_a_restore_without_a_backup_location_is_refused_and_the_app_keeps_
     api = world.kube.objects[("apps/v1", "Deployment", NS, "shop-api")]
     assert api["spec"]["replicas"] == 2, "the API must not be held for a restore that cannot run"
     assert not [k for k in world.kube.objects if k[1] == "Job" and "restore" in k[3]]
+
+
+async def test_a_stack_whose_backups_never_succeeded_is_degraded_until_one_does(world: World) -> None:
+    add_stack(world)
+    status, _ = await one_pass(world)
+    world.finish_job(status["migration"]["job"], ok=True)
+    await one_pass(world)
+    settle(world)
+    status, _ = await one_pass(world)
+    assert status["phase"] == "Ready", "a schedule that just began is not overdue"
+
+    cron = world.kube.objects[("batch/v1", "CronJob", NS, "shop-backup")]
+    three_days_ago = datetime.now(UTC) - timedelta(days=3)
+    cron["metadata"]["creationTimestamp"] = three_days_ago.strftime("%Y-%m-%dT%H:%M:%SZ")
+    world.kube.put(cron)
+    status, _ = await one_pass(world)
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert status["phase"] == "Degraded" and conditions["Degraded"]["reason"] == "BackupOverdue"
+    assert "no backup has succeeded since the schedule began" in conditions["Degraded"]["message"]
+    assert conditions["BackupSucceeded"]["status"] == "False"
+    assert conditions["BackupSucceeded"]["reason"] == "BackupOverdue"
+    assert "previous version" not in conditions["Ready"]["message"], "the version is not the problem"
+
+    world.kube.objects[STACK_KEY]["metadata"]["annotations"] = {BACKUP_NOW_ANNOTATION: "1"}
+    await one_pass(world)
+    backup_job = next(k[3] for k in world.kube.objects if k[1] == "Job" and "backup-now" in k[3])
+    world.finish_job(backup_job, ok=True, at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    status, _ = await one_pass(world)
+    assert status["phase"] == "Ready"
+    assert {c["type"]: c for c in status["conditions"]}["BackupSucceeded"]["status"] == "True"
