@@ -51,3 +51,7 @@ class ChildCache:
 
     def referencing(self, namespace: str, secret: str) -> set[str]:
         return set(self._references.get((namespace, secret), ()))
+
+    def referenced(self) -> set[tuple[str, str]]:
+        """Every (namespace, Secret name) some stack references."""
+        return set(self._references)

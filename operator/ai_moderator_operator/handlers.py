@@ -22,6 +22,7 @@ from .naming import PREFIX
 from .reconcile.deletion import apply_deletion_policy
 from .reconciler import Degraded, Reconciler
 from .resources import WATCHED
+from .secretwatch import ReferencedSecrets
 
 log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
@@ -38,10 +39,22 @@ class OperatorState:
     wakeups: dict[Key, asyncio.Event] = field(default_factory=dict)
     kube: HttpKube | None = None
     reconciler: Reconciler | None = None
+    secrets: ReferencedSecrets | None = None
 
     def attach(self, conn: kopf.ConnectionInfo) -> None:
         self.kube = HttpKube(conn)
         self.reconciler = Reconciler.over(self.kube, self.cache)
+        self.secrets = ReferencedSecrets(self.kube, self.secret_changed)
+
+    def secret_changed(self, namespace: str, name: str) -> None:
+        """A user's Secret that stacks reference changed (e.g. a rotated
+        database URL): reconcile them now, so the config hash rolls their pods."""
+        for stack in self.cache.referencing(namespace, name):
+            self.wake((namespace, stack))
+
+    def follow_references(self) -> None:
+        if self.secrets is not None:
+            self.secrets.sync(self.cache.referenced())
 
     def wakeup(self, key: Key) -> asyncio.Event:
         return self.wakeups.setdefault(key, asyncio.Event())
@@ -79,6 +92,8 @@ def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
 
 @kopf.on.cleanup()
 async def close(**_: Any) -> None:
+    if STATE.secrets is not None:
+        await STATE.secrets.close()
     if STATE.kube is not None:
         await STATE.kube.close()
 
@@ -97,25 +112,13 @@ for _resource in WATCHED:
                   id=f"watch-{_resource.plural}")(child_event)
 
 
-def _referenced(namespace: str | None, name: str | None, **_: Any) -> bool:
-    return bool(namespace and name and STATE.cache.referencing(namespace, name))
-
-
-@kopf.on.event("v1", "secrets", when=_referenced, id="watch-referenced-secrets")
-async def referenced_secret_event(namespace: str | None, name: str | None, **_: Any) -> None:
-    """A user's Secret that stacks reference changed (e.g. a rotated database
-    URL): reconcile them now, so the config hash rolls their pods."""
-    assert namespace and name
-    for stack in STATE.cache.referencing(namespace, name):
-        STATE.wake((namespace, stack))
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def stack_event(event: kopf.RawEvent, name: str | None, namespace: str | None, **_: Any) -> None:
     assert namespace and name
     if event.get("type") == "DELETED":
         forget_stack(namespace, name)
         STATE.cache.set_references(namespace, name, set())
+        STATE.follow_references()
         STATE.phases.set((namespace, name), None)
         STATE.wakeups.pop((namespace, name), None)
     else:
@@ -185,6 +188,7 @@ async def reconcile_loop(stopped: kopf.DaemonStopped, body: kopf.Body, name: str
         if result == "error":
             RECONCILE_ERRORS.labels(CONTROLLER).inc()
         STATE.phases.set(key, status.get("phase"))
+        STATE.follow_references()
         if result == "error":
             # Back off even if children keep changing: wake-ups only shorten idle waits.
             await stopped.wait(BACKOFF[min(failures, len(BACKOFF) - 1)])

@@ -10,6 +10,7 @@ import base64
 import json
 import ssl
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,6 +21,10 @@ import kopf
 from .metrics import API_REQUESTS
 from .naming import MANAGER
 from .resources import BY_KIND
+
+# A watch ends after this long on the server's side and is resumed from its
+# last resourceVersion, so a connection silently lost is noticed.
+WATCH_SECONDS = 300
 
 
 class ApiError(Exception):
@@ -81,6 +86,16 @@ def _ssl_context(conn: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
     return context
 
 
+def _raise_for(resp: aiohttp.ClientResponse, text: str) -> None:
+    if resp.status < 400:
+        return
+    try:
+        status = json.loads(text)
+    except ValueError:
+        raise ApiError(resp.status, resp.reason or "", text) from None
+    raise ApiError(resp.status, status.get("reason", ""), status.get("message", text))
+
+
 @dataclass
 class HttpKube:
     conn: kopf.ConnectionInfo
@@ -111,13 +126,33 @@ class HttpKube:
             text = await resp.text()
             if resp.status == 404 and method in ("GET", "DELETE"):
                 return None
-            if resp.status >= 400:
-                try:
-                    status = json.loads(text)
-                    raise ApiError(resp.status, status.get("reason", ""), status.get("message", text))
-                except ValueError:
-                    raise ApiError(resp.status, resp.reason or "", text) from None
+            _raise_for(resp, text)
             return json.loads(text) if text else None
+
+    async def watch(self, api_version: str, kind: str, namespace: str, field_selector: str,
+                    resource_version: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """Watch events of the objects a field selector picks, until the server
+        ends the watch (WATCH_SECONDS). Starting without a resourceVersion
+        delivers the existing objects as ADDED first."""
+        params = {"watch": "true", "fieldSelector": field_selector, "allowWatchBookmarks": "true",
+                  "timeoutSeconds": str(WATCH_SECONDS)}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        session = await self._session()
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=WATCH_SECONDS + 30)
+        path = resource_path(api_version, kind, namespace).lstrip("/")
+        async with session.get(path, params=params, timeout=timeout) as resp:
+            API_REQUESTS.labels("WATCH", str(resp.status)).inc()
+            if resp.status >= 400:
+                _raise_for(resp, await resp.text())
+            # One JSON event per line; an object (a Secret with a CA bundle)
+            # can be longer than aiohttp's line limit, so split by hand.
+            pending = b""
+            async for chunk in resp.content.iter_any():
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]

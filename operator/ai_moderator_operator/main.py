@@ -42,7 +42,14 @@ def run(args: argparse.Namespace) -> int:
         start_http_server(args.metrics_port)
     namespaces = list(args.namespace or [])
     log.info("operator starting", extra={"namespaces": namespaces or "all", "peering": args.peering})
+    settings = kopf.OperatorSettings()
+    # With namespaces named exactly (no globs) there is nothing to discover:
+    # kopf would otherwise list and watch every namespace, which the
+    # namespaced Role does not (and need not) allow. CRDs are then read once
+    # at start.
+    settings.scanning.disabled = bool(namespaces) and not any(set(n) & set("*?[!") for n in namespaces)
     asyncio.run(kopf.operator(
+        settings=settings,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=args.liveness or None,

@@ -16,8 +16,9 @@ from servers import CLI, free_port
 class OperatorProcess:
     """`ai-moderator operator` running against the local control plane."""
 
-    def __init__(self, kubeconfig: Path, log_dir: Path) -> None:
+    def __init__(self, kubeconfig: Path, log_dir: Path, args: tuple[str, ...] = ()) -> None:
         self.kubeconfig = kubeconfig
+        self.args = args
         self.log_dir = log_dir
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -29,7 +30,7 @@ class OperatorProcess:
         log = (self.log_dir / f"operator-{self.starts}.log").open("w")
         self.proc = subprocess.Popen(
             [*CLI, "operator", "--metrics-port", str(self.metrics_port),
-             "--liveness", f"http://127.0.0.1:{self.health_port}/healthz"],
+             "--liveness", f"http://127.0.0.1:{self.health_port}/healthz", *self.args],
             env=env_with_kubeconfig(self.kubeconfig), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_until("the operator's liveness endpoint", self._alive, timeout=60)
 
