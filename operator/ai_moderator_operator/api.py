@@ -236,9 +236,13 @@ class RedisSpec(Strict):
 class Limits(Strict):
     maxTextChars: int = Field(default=32_000, ge=1, le=1_000_000, description="Longest accepted text. Default 32000.")
     maxInputs: int = Field(default=256, ge=1, le=10_000, description="Most texts per request. Default 256.")
-    rateLimitPerMinute: int = Field(default=6000, ge=0,
-                                    description="Default per-key request rate; 0 disables. Default 6000.")
+    rateLimitPerMinute: int = Field(default=6000, ge=0, description=(
+        "Default per-key rate in units: a request is 1 unit, a moderation route 1 per input per started "
+        "4,000 characters; 0 disables. Default 6000."))
     rateLimitBurst: int = Field(default=200, ge=1, description="Token-bucket size per key. Default 200.")
+    dailyStorageQuotaPerKey: Quantity | None = Field(default=None, description=(
+        "Most content (text and metadata, in bytes, e.g. 500Mi) one API key may store per UTC day; a key's own "
+        "quota overrides it. Unset: no quota."))
 
 
 class BackupRetention(Strict):

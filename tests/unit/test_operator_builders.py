@@ -180,3 +180,13 @@ def test_final_backup_job_outlives_the_stack() -> None:
     assert "ownerReferences" not in job["metadata"]
     assert job["spec"]["ttlSecondsAfterFinished"] == 7 * 24 * 3600
     assert _job_pod(job)["containers"][0]["args"][:3] == ["backup", "--to", "/backups"]
+
+
+def test_a_daily_storage_quota_reaches_the_app_in_bytes_and_only_when_set() -> None:
+    def env_of(**spec) -> dict[str, str]:
+        api = by_kind(desired_children(ctx(**spec)))[("Deployment", "shop-api")]
+        return {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    assert "DAILY_STORAGE_QUOTA_BYTES" not in env_of(), "unset: no variable, so existing stacks do not roll"
+    assert env_of(limits={"dailyStorageQuotaPerKey": "500Mi"})["DAILY_STORAGE_QUOTA_BYTES"] == str(500 * 2**20)
+    assert env_of(limits={"dailyStorageQuotaPerKey": "1500m"})["DAILY_STORAGE_QUOTA_BYTES"] == "2", "rounded up"

@@ -3,11 +3,13 @@ restricted pod security settings, and the environment of the app's pods."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..api import API_VERSION, KIND, ModerationStackSpec
 from ..naming import CONFIG_HASH_ANNOTATION, Names, labels
+from ..quantity import quantity
 
 Manifest = dict[str, Any]
 APP_UID = 10001
@@ -69,7 +71,7 @@ def app_env(ctx: Context) -> list[dict[str, Any]]:
     db = spec.database.external.urlSecretRef if spec.database.external else None
     redis = spec.redis.external.urlSecretRef if spec.redis.external else None
     limits = spec.limits
-    return [
+    env = [
         secret_env("DATABASE_URL", db.name if db else names.app_secret, db.key if db else "DATABASE_URL"),
         secret_env("REDIS_URL", redis.name if redis else names.app_secret, redis.key if redis else "REDIS_URL"),
         secret_env("ADMIN_API_KEY", names.app_secret, "ADMIN_API_KEY"),
@@ -81,6 +83,11 @@ def app_env(ctx: Context) -> list[dict[str, Any]]:
         {"name": "RATE_LIMIT_PER_MINUTE", "value": str(limits.rateLimitPerMinute)},
         {"name": "RATE_LIMIT_BURST", "value": str(limits.rateLimitBurst)},
     ]
+    # Only when set: a variable every stack had would roll all their pods on an operator upgrade.
+    if limits.dailyStorageQuotaPerKey is not None:
+        quota = math.ceil(quantity(limits.dailyStorageQuotaPerKey) or 1)
+        env.append({"name": "DAILY_STORAGE_QUOTA_BYTES", "value": str(quota)})
+    return env
 
 
 def app_volumes(ctx: Context) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
