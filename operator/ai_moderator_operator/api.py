@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from ai_moderator_workload.engine.categories import Category
 from ai_moderator_workload.engine.policy import Policy
 
 from .quantity import quantity
@@ -327,6 +328,39 @@ class PolicySpec(Policy):
     """The moderation policy mounted into the API and workers (ConfigMap)."""
 
 
+class ConfigMapKeyRef(Strict):
+    name: str = Field(min_length=1, max_length=253, description="Name of a ConfigMap in the stack's namespace.")
+    key: str = Field(min_length=1, max_length=253, description="Key inside the ConfigMap.")
+
+
+class GoldenSet(Strict):
+    rules = (Rule("has(self.configMapKeyRef) != has(self.secretKeyRef)",
+                  "qualityGate.golden: set exactly one of configMapKeyRef or secretKeyRef",
+                  lambda g: (g.configMapKeyRef is None) != (g.secretKeyRef is None)),)
+    configMapKeyRef: ConfigMapKeyRef | None = Field(default=None, description="A ConfigMap key holding the JSONL.")
+    secretKeyRef: SecretKeyRef | None = Field(default=None, description="A Secret key holding the JSONL.")
+
+
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class CategoryTolerance(Strict):
+    minRecall: Share | None = Field(default=None, description="Lowest recall of this category that passes.")
+    minPrecision: Share | None = Field(default=None, description="Lowest precision of this category that passes.")
+
+
+class QualityGateSpec(Strict):
+    golden: GoldenSet | None = Field(default=None, description=(
+        'JSONL of {"text": ..., "expected": [categories]} (one line per example); unset: the image\'s own '
+        "held-out dev set."))
+    maxFlagRateChange: float | None = Field(default=None, ge=0, le=100, description=(
+        "Most the share of flagged golden texts may move, in percentage points, against what serves now."))
+    minRecall: Share | None = Field(default=None, description="Lowest share of harmful golden texts flagged.")
+    minPrecision: Share | None = Field(default=None, description="Lowest share of flagged golden texts harmful.")
+    categories: dict[Category, CategoryTolerance] | None = Field(default=None, max_length=13, description=(
+        "Per-category minimum recall/precision."))
+
+
 class ModerationStackSpec(Strict):
     version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$",
                          description="Version (image tag) of the moderation service to run.")
@@ -342,6 +376,9 @@ class ModerationStackSpec(Strict):
                              description="Redis: managed (default) or external.")
     policy: PolicySpec | None = Field(default=None, description="Moderation thresholds and block/allow lists.")
     limits: Limits = Field(default_factory=Limits, description="Request limits of the API.")
+    qualityGate: QualityGateSpec | None = Field(default=None, description=(
+        "Before a new version or policy rolls out, evaluate it on a golden set; roll out only within these "
+        "tolerances (otherwise what serves keeps serving)."))
     backup: BackupSpec | None = Field(default=None, description="Scheduled pg_dump backups.")
     cleanup: CleanupSpec = Field(default_factory=CleanupSpec, description="Retention cleanup of old content.")
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec)
@@ -392,6 +429,30 @@ class BackupStatus(Strict):
     lastVerifyError: str | None = Field(default=None, description="Why it failed.")
 
 
+class CategoryQuality(Strict):
+    recall: float | None = None
+    precision: float | None = None
+    support: int = 0
+
+
+class QualityGateStatus(Strict):
+    phase: Literal["Waiting", "Running", "Passed", "Failed"] | None = Field(default=None, description=(
+        "Waiting (for the migration), Running, Passed or Failed, for the candidate."))
+    candidate: str | None = Field(default=None, description="Image and policy fingerprint evaluated.")
+    job: str | None = None
+    message: str | None = Field(default=None, description="Why it failed, with the numbers.")
+    examples: int | None = Field(default=None, description="Golden examples evaluated.")
+    golden: str | None = Field(default=None, description="Digest of the golden set.")
+    flagRate: float | None = Field(default=None, description="Share of golden texts the candidate flags.")
+    baselineFlagRate: float | None = Field(default=None, description="The same for what serves now.")
+    recall: float | None = None
+    precision: float | None = None
+    categories: dict[str, CategoryQuality] | None = Field(default=None, description="The candidate per category.")
+    passed: str | None = Field(default=None, description="The last candidate that passed (what serves).")
+    passedFlagRate: float | None = Field(default=None, description="Its flag rate on the golden set `golden`.")
+    passedGolden: str | None = Field(default=None, description="The golden set it was measured on.")
+
+
 Phase = Literal["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused", "Deleting"]
 
 
@@ -406,6 +467,7 @@ class ModerationStackStatus(Strict):
     migration: MigrationStatus | None = None
     backup: BackupStatus | None = None
     restore: RestoreStatus | None = Field(default=None, description="The last restore and its outcome.")
+    qualityGate: QualityGateStatus | None = Field(default=None, description="The last quality-gate evaluation.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the API.")
     conditions: list[Condition] | None = None
 

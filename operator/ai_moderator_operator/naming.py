@@ -13,6 +13,8 @@ CONFIG_HASH_ANNOTATION = f"{PREFIX}/config-hash"
 RETRY_MIGRATION_ANNOTATION = f"{PREFIX}/retry-migration"
 BACKUP_NOW_ANNOTATION = f"{PREFIX}/backup-now"
 RESTORE_ANNOTATION = f"{PREFIX}/restore"
+RETRY_QUALITY_GATE_ANNOTATION = f"{PREFIX}/retry-quality-gate"
+PROMOTE_SHADOW_ANNOTATION = f"{PREFIX}/promote-shadow"
 APP_NAME = "ai-moderator"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 
@@ -29,6 +31,7 @@ class Component:
     BACKUP_VERIFY = "backup-verify"
     CLEANUP = "cleanup"
     RESTORE = "restore"
+    QUALITY_GATE = "quality-gate"
     # Pods that run the workload image (the data NetworkPolicy admits them).
     APP = (API, WORKER, MIGRATION, BACKUP, BACKUP_VERIFY, CLEANUP, RESTORE)
 
@@ -77,6 +80,10 @@ class Names:
         """One Job per target image (and retry token): the name is the
         idempotency key across restarts."""
         return f"{self.stack}-migrate-{digest(image + (f'#{retry}' if retry else ''), length=8)}"
+
+    def quality_gate_job(self, candidate: str, retry: str = "") -> str:
+        """One evaluation Job per candidate (image, policy, golden set) and retry token."""
+        return f"{self.stack}-gate-{digest(candidate + (f'#{retry}' if retry else ''), length=8)}"
 
     def final_backup_job(self, uid: str) -> str:
         """This stack's final backup: a stack deleted, re-created and deleted

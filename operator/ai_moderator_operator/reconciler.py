@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .api import BackupStatus, MigrationStatus, RestoreStatus, parse_spec
+from .api import BackupStatus, MigrationStatus, QualityGateStatus, RestoreStatus, parse_spec
 from .builders import Context, desired_children, policy_yaml
 from .children import ChildCache
 from .kube import Kube
@@ -21,6 +21,7 @@ from .naming import (
     PAUSED_ANNOTATION,
     RESTORE_ANNOTATION,
     RETRY_MIGRATION_ANNOTATION,
+    RETRY_QUALITY_GATE_ANNOTATION,
     Names,
     digest,
 )
@@ -30,6 +31,7 @@ from .reconcile.capabilities import KEDA_CRD, SERVICE_MONITOR_CRD, Capabilities
 from .reconcile.jobs import JobOutcomes
 from .reconcile.migration import migrate
 from .reconcile.pruning import prune
+from .reconcile.quality_gate import quality_gate, spec_candidate
 from .reconcile.restore import restore_state, start_restore
 from .reconcile.secrets import ensure_generated, referenced_values
 from .status import Observed, Workload, derive
@@ -78,10 +80,12 @@ class Reconciler:
         last_migration = _block(MigrationStatus, previous, "migration")
         last_backup = _block(BackupStatus, previous, "backup")
         last_restore = _block(RestoreStatus, previous, "restore")
+        last_gate = _block(QualityGateStatus, previous, "qualityGate")
         if annotations.get(PAUSED_ANNOTATION) == "true":
             # No writes: report what exists and keep the recorded history.
             observed.paused = True
             observed.migration, observed.backup, observed.restore = last_migration, last_backup, last_restore
+            observed.gate = last_gate
             self._observe_app(observed, namespace, names)
             return derive(observed, previous), None
         try:
@@ -93,13 +97,25 @@ class Reconciler:
 
         ctx = Context(name, namespace, meta["uid"], spec, previous.get("version"), "",
                       await self.capabilities.has_crd(KEDA_CRD), await self.capabilities.has_crd(SERVICE_MONITOR_CRD))
+        observed.gate = last_gate
         try:
             external = await referenced_values(self.applier, ctx)
             generated = await ensure_generated(self.applier, ctx)
+            # Until the gate passes what the spec asks for, the policy that serves keeps serving.
+            gated = spec.qualityGate is not None and (
+                last_gate is None or last_gate.passed != await spec_candidate(self.applier, ctx, spec.version))
         except Retry as exc:
             observed.problem = (exc.reason, str(exc))
             raise Degraded(derive(observed, previous)) from exc
-        ctx = replace(ctx, config_hash=digest(sorted(generated.items()), sorted(external.items()), policy_yaml(ctx)))
+
+        def hashed(ctx: Context) -> Context:
+            return replace(ctx, config_hash=digest(sorted(generated.items()), sorted(external.items()),
+                                                   policy_yaml(ctx)))
+
+        if gated:
+            live = self.applier.cached("v1", "ConfigMap", namespace, names.policy)
+            ctx = replace(ctx, serving_policy=(live.get("data") or {}).get("policy.yaml") if live else None)
+        ctx = hashed(ctx)
         try:
             # Data services and configuration first: the migration needs them.
             # The app's children follow once the version to run is decided, so a
@@ -109,37 +125,47 @@ class Reconciler:
                                     annotations.get(RETRY_MIGRATION_ANNOTATION, ""))
             observed.migration, observed.migration_failed, observed.migrating = (
                 rollout.status, rollout.failed, rollout.running)
+            version = rollout.version
+            if gated:
+                version = previous.get("version")
+                if rollout.version == spec.version:
+                    gate = await quality_gate(self.applier, self.outcomes, ctx, spec.version, last_gate,
+                                              annotations.get(RETRY_QUALITY_GATE_ANNOTATION, ""), ctx.serving_policy)
+                    observed.gate, observed.gate_failed, observed.gate_running = gate.status, gate.failed, gate.running
+                    if gate.passed:
+                        version, ctx = spec.version, hashed(replace(ctx, serving_policy=None))
             restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
             observed.restore = last_restore
             if restore_request and spec.backup is None:
                 observed.problem = ("RestoreRefused", f"cannot restore {restore_request}: spec.backup is not set, "
                                                       "so there is no backup location to restore from")
                 restore_request = None
-            if restore_request and rollout.version is not None:
+            if restore_request and version is not None:
                 observed.restore_requested = True
                 observed.restore = await restore_state(self.applier, self.outcomes, ctx, restore_request, last_restore)
             hold = observed.restore_requested and observed.restore is not None and observed.restore.phase == "Running"
-            ctx = replace(ctx, rolled_out_version=rollout.version, hold_app=hold)
+            ctx = replace(ctx, rolled_out_version=version, hold_app=hold)
             desired = desired_children(ctx)
             await self._ensure_all(desired)
-            if hold and restore_request and rollout.version:
-                await start_restore(self.applier, ctx, rollout.version, restore_request)
+            if hold and restore_request and version:
+                await start_restore(self.applier, ctx, version, restore_request)
             request = annotations.get(BACKUP_NOW_ANNOTATION)
-            if request and spec.backup is not None and rollout.version is not None:
-                await backup_now(self.applier, ctx, rollout.version, request)
+            if request and spec.backup is not None and version is not None:
+                await backup_now(self.applier, ctx, version, request)
             await prune(self.applier, ctx, desired)
         except Rejected as exc:
             observed.problem = ("ChildRejected", str(exc))
             self._observe_app(observed, namespace, names)
             raise Degraded(derive(observed, previous)) from exc
-        observed.rolled_out_version = rollout.version
+        observed.rolled_out_version = version
         self._observe_app(observed, namespace, names)
         observed.data_ready = all(
             Workload.of_statefulset(self.applier.cached("apps/v1", "StatefulSet", namespace, n))
             for n, on in ((names.postgres, spec.database.managed), (names.redis, spec.redis.managed)) if on)
         observed.backup, observed.backup_failed, observed.backup_overdue = await backup_status(
             self.applier, self.outcomes, ctx, last_backup)
-        return derive(observed, previous), (MIGRATION_POLL_SECONDS if observed.migrating else None)
+        waiting_on_job = observed.migrating or observed.gate_running
+        return derive(observed, previous), (MIGRATION_POLL_SECONDS if waiting_on_job else None)
 
     async def _ensure_all(self, manifests: list[dict[str, Any]]) -> None:
         await asyncio.gather(*(self.applier.ensure(m) for m in manifests))

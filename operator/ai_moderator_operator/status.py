@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .api import API_VERSION, KIND, BackupStatus, MigrationStatus, RestoreStatus
+from .api import API_VERSION, KIND, BackupStatus, MigrationStatus, QualityGateStatus, RestoreStatus
 
 
 def now_iso() -> str:
@@ -72,9 +72,12 @@ class Observed:
     backup_overdue: str | None = None  # why there is no recent enough backup (degrades the stack)
     restore: RestoreStatus | None = None
     restore_requested: bool = False  # a failed restore degrades the stack only while it is still asked for
+    gate: QualityGateStatus | None = None
+    gate_failed: bool = False
+    gate_running: bool = False
 
 
-def dumped(block: MigrationStatus | BackupStatus | RestoreStatus | None) -> dict[str, Any] | None:
+def dumped(block: MigrationStatus | BackupStatus | RestoreStatus | QualityGateStatus | None) -> dict[str, Any] | None:
     """A status block as it is stored (times as RFC 3339 with Z, no empty fields)."""
     return None if block is None else block.model_dump(mode="json", exclude_none=True)
 
@@ -100,6 +103,10 @@ def phase_of(o: Observed) -> tuple[str, str, str]:
         return "Degraded", "MigrationFailed", f"migration to {o.target_version} failed: {message}"
     if o.migrating:
         return "Migrating", "Migrating", f"migrating the database schema for {o.target_version}"
+    if o.gate_failed and o.gate is not None:
+        return "Degraded", "QualityGateFailed", f"quality gate failed for {o.gate.candidate}: {o.gate.message or ''}"
+    if o.gate_running and o.gate is not None:
+        return "Progressing", "QualityGate", f"evaluating {o.gate.candidate} on the golden set before it rolls out"
     if o.restore is not None and o.restore.phase == "Running":
         return "Progressing", "Restoring", f"restoring backup {o.restore.request}; the API is held out of service"
     if o.restore is not None and o.restore.phase == "Failed" and o.restore_requested:
@@ -144,6 +151,10 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
         migration_reason = "MigrationFailed" if o.migration_failed else ("Migrating" if o.migrating else "Succeeded")
         conditions.append(cond("MigrationSucceeded", succeeded, migration_reason,
                                o.migration.message or ""))
+    if o.gate is not None and o.gate.phase in ("Passed", "Failed"):
+        conditions.append(cond("QualityGatePassed", o.gate.phase == "Passed",
+                               "Passed" if o.gate.phase == "Passed" else "QualityGateFailed",
+                               o.gate.message or f"{o.gate.candidate}: flag rate {o.gate.flagRate}"))
     backup = dumped(o.backup)
     if backup is not None and (backup.get("lastSuccessTime") or o.backup_failed or o.backup_overdue):
         backup_ok = not (o.backup_failed or o.backup_overdue)
@@ -165,7 +176,8 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     }
     if o.rolled_out_version is not None:
         status["version"] = o.rolled_out_version
-    for key, block in (("migration", dumped(o.migration)), ("backup", backup), ("restore", dumped(o.restore))):
+    for key, block in (("migration", dumped(o.migration)), ("backup", backup), ("restore", dumped(o.restore)),
+                       ("qualityGate", dumped(o.gate))):
         if block is not None:
             status[key] = block
     if serving and degraded and reason != "BackupOverdue":

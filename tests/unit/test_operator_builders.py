@@ -9,7 +9,7 @@ import pytest
 
 from ai_moderator_operator.api import parse_spec
 from ai_moderator_operator.builders import (Context, backup_args, backup_now_job, desired_children, final_backup_job,
-                                            migration_job, restore_job)
+                                            migration_job, quality_gate_job, restore_job)
 from ai_moderator_operator.crdgen import CRD_FILE, render
 
 
@@ -90,9 +90,10 @@ def test_every_pod_runs_restricted() -> None:
     """Deployments, StatefulSets, CronJobs and every one-shot Job (migration,
     restore, backup-now, final backup): the restricted Pod Security Standard."""
     full = ctx(backup={"schedule": "0 3 * * *", "verify": {"schedule": "0 5 1 * *"}, "finalBackupOnDelete": True},
-               api={"autoscaling": {"enabled": True}})
+               api={"autoscaling": {"enabled": True}}, qualityGate={"maxFlagRateChange": 5})
     children = [*desired_children(full), migration_job(full, "1.0.0"), restore_job(full, "1.0.0", "f.sql.gz"),
-                backup_now_job(full, "1.0.0", "now"), final_backup_job(full, "1.0.0")]
+                backup_now_job(full, "1.0.0", "now"), final_backup_job(full, "1.0.0"),
+                quality_gate_job(full, "1.0.0", "shop-gate-1", "version: new\n", None)]
     checked = set()
     for child in children:
         spec = child.get("spec", {})
@@ -108,7 +109,7 @@ def test_every_pod_runs_restricted() -> None:
             assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
             assert security["capabilities"]["drop"] == ["ALL"]
             assert "privileged" not in security and "runAsUser" not in security or security["runAsUser"] != 0
-    assert len(checked) == 11, sorted(checked)
+    assert len(checked) == 12, sorted(checked)
 
 
 @pytest.mark.parametrize(("retention", "args"), [
@@ -190,3 +191,21 @@ def test_a_daily_storage_quota_reaches_the_app_in_bytes_and_only_when_set() -> N
     assert "DAILY_STORAGE_QUOTA_BYTES" not in env_of(), "unset: no variable, so existing stacks do not roll"
     assert env_of(limits={"dailyStorageQuotaPerKey": "500Mi"})["DAILY_STORAGE_QUOTA_BYTES"] == str(500 * 2**20)
     assert env_of(limits={"dailyStorageQuotaPerKey": "1500m"})["DAILY_STORAGE_QUOTA_BYTES"] == "2", "rounded up"
+
+
+def test_the_quality_gate_job_gets_both_policies_and_the_golden_set_but_no_app_secret() -> None:
+    gated = ctx(qualityGate={"golden": {"configMapKeyRef": {"name": "golden", "key": "set.jsonl"}}})
+    job = quality_gate_job(gated, "2.0.0", "shop-gate-1", "version: new\n", "version: old\n")
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    assert container["image"].endswith(":2.0.0")
+    env = {e["name"]: e for e in container["env"]}
+    assert env["GATE_POLICY"]["value"] == "version: new\n" and env["GATE_BASELINE_POLICY"]["value"] == "version: old\n"
+    assert not any("valueFrom" in e for e in container["env"]), "no database, Redis or admin key in the gate pod"
+    assert container["args"][:2] == ["evaluate", "--gate"] and "/dev/termination-log" in container["args"]
+    assert container["args"][-2:] == ["--golden", "/etc/ai-moderator/golden/golden.jsonl"]
+    golden = next(v for v in pod["volumes"] if v["name"] == "golden")
+    assert golden["configMap"] == {"name": "golden", "items": [{"key": "set.jsonl", "path": "golden.jsonl"}]}
+    first = quality_gate_job(ctx(qualityGate={}), "2.0.0", "shop-gate-1", "version: new\n", None)
+    assert "--golden" not in first["spec"]["template"]["spec"]["containers"][0]["args"], "the image's dev set"
+    assert "--baseline-policy" not in first["spec"]["template"]["spec"]["containers"][0]["args"]

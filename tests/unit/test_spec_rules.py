@@ -22,6 +22,7 @@ BAD = {
         {"database": {"managed": {}, "external": {"urlSecretRef": {"name": "db", "key": "url"}}}},
     "backup.storage: set pvc or s3, not both": {"backup": {"schedule": "0 3 * * *", "storage": {
         "pvc": {}, "s3": {"bucket": "bkt", "credentialsSecret": {"name": "s3"}}}}},
+    "qualityGate.golden: set exactly one of configMapKeyRef or secretKeyRef": {"qualityGate": {"golden": {}}},
     "resources.limits must be at least resources.requests (cpu, memory, ephemeral-storage)":
         {"api": {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}}},
 }

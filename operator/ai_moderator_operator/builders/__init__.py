@@ -12,6 +12,7 @@ from .app import (
     policy_config_map,
     policy_yaml,
     service_monitor,
+    spec_policy_yaml,
     worker_deployment,
     worker_scaler,
 )
@@ -27,13 +28,14 @@ from .jobs import (
     cleanup_cronjob,
     final_backup_job,
     migration_job,
+    quality_gate_job,
     restore_job,
     verify_cronjob,
 )
 
 __all__ = ["Context", "Manifest", "S3_CREDENTIAL_KEYS", "app_secret", "backup_args",
            "backup_location", "backup_now_job", "desired_children", "final_backup_job", "migration_job",
-           "policy_yaml", "restore_job", "verify_cronjob"]
+           "policy_yaml", "quality_gate_job", "restore_job", "spec_policy_yaml", "verify_cronjob"]
 
 
 def desired_children(ctx: Context) -> list[Manifest]:

@@ -22,9 +22,14 @@ def app_secret(ctx: Context, data: dict[str, str]) -> Manifest:
             "metadata": metadata(ctx, ctx.names.app_secret, None), "stringData": data}
 
 
-def policy_yaml(ctx: Context) -> str:
+def spec_policy_yaml(ctx: Context) -> str:
     policy = ctx.spec.policy or Policy()
     return yaml.safe_dump(policy.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+
+
+def policy_yaml(ctx: Context) -> str:
+    """The policy the API and workers run: the spec's, unless a quality gate holds it back."""
+    return ctx.serving_policy if ctx.serving_policy is not None else spec_policy_yaml(ctx)
 
 
 def policy_config_map(ctx: Context) -> Manifest:

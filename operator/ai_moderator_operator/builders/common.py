@@ -29,6 +29,7 @@ class Context:
     keda: bool = False
     service_monitor: bool = False
     hold_app: bool = False  # a restore runs: API and workers scaled to zero
+    serving_policy: str | None = None  # policy YAML kept while a quality gate holds the spec's back
 
     @property
     def names(self) -> Names:

@@ -34,6 +34,41 @@ def migration_job(ctx: Context, version: str) -> Manifest:
             "spec": _job_spec(ctx, Component.MIGRATION, version, ["migrate"], backoff=2, deadline=900)}
 
 
+GOLDEN_DIR = "/etc/ai-moderator/golden"
+
+
+def quality_gate_job(ctx: Context, version: str, name: str, candidate_policy: str, serving_policy: str | None
+                     ) -> Manifest:
+    """`ai-moderator evaluate --gate` of the candidate policy (and the serving
+    one beside it) with the image of `version` on the golden set. It needs no
+    database, Redis or Secret of the app: its pod gets none of them. The
+    report is its termination message, read back by the operator."""
+    gate = ctx.spec.qualityGate
+    assert gate is not None
+    args = ["evaluate", "--gate", "--policy", "env:GATE_POLICY", "--result-file", "/dev/termination-log"]
+    env = [{"name": "GATE_POLICY", "value": candidate_policy}, {"name": "LOG_JSON", "value": "true"}]
+    if serving_policy is not None:
+        args += ["--baseline-policy", "env:GATE_BASELINE_POLICY"]
+        env.append({"name": "GATE_BASELINE_POLICY", "value": serving_policy})
+    volumes: list[dict[str, Any]] = [{"name": "tmp", "emptyDir": {}}]
+    mounts: list[dict[str, Any]] = [{"name": "tmp", "mountPath": "/tmp"}]
+    if gate.golden is not None:
+        ref = gate.golden.configMapKeyRef or gate.golden.secretKeyRef
+        assert ref is not None
+        items = [{"key": ref.key, "path": "golden.jsonl"}]
+        source = ({"configMap": {"name": ref.name, "items": items}} if gate.golden.configMapKeyRef
+                  else {"secret": {"secretName": ref.name, "items": items}})
+        volumes.append({"name": "golden", **source})
+        mounts.append({"name": "golden", "mountPath": GOLDEN_DIR, "readOnly": True})
+        args += ["--golden", f"{GOLDEN_DIR}/golden.jsonl"]
+    container = {**app_container(ctx, Component.QUALITY_GATE, version, args), "env": env, "volumeMounts": mounts}
+    template = pod_template(ctx, Component.QUALITY_GATE, version, [container], volumes, restart_policy="Never")
+    return {"apiVersion": "batch/v1", "kind": "Job",
+            "metadata": metadata(ctx, name, Component.QUALITY_GATE, version),
+            "spec": {"backoffLimit": 1, "activeDeadlineSeconds": 1800,
+                     "template": template}}
+
+
 def _cronjob(ctx: Context, name: str, component: str, version: str, schedule: str, time_zone: str | None,
              suspend: bool, job_spec: dict[str, Any]) -> Manifest:
     spec: dict[str, Any] = {

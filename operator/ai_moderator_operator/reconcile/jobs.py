@@ -62,6 +62,24 @@ def last_failed_attempt(pods: list[dict[str, Any]]) -> str:
     return f"{detail}: {lines[-1][:300]}" if lines else detail
 
 
+def success_message(pods: list[dict[str, Any]]) -> str:
+    """The termination message of a Job's pod that succeeded (what a Job
+    reports back, such as the quality gate's numbers)."""
+    for pod in pods:
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            terminated = (status.get("state") or {}).get("terminated") or {}
+            if terminated and terminated.get("exitCode") == 0:
+                return str(terminated.get("message") or "")
+    return ""
+
+
+def _remember(memo: dict[str, str], key: str, value: str) -> None:
+    """A finished Job never changes: keep what was read, up to FAILURE_MEMORY Jobs."""
+    if len(memo) >= FAILURE_MEMORY:
+        memo.pop(next(iter(memo)))
+    memo[key] = value
+
+
 @dataclass
 class JobOutcomes:
     """job_state, with a failed Job's message completed by how its last pod
@@ -69,6 +87,18 @@ class JobOutcomes:
 
     kube: Kube
     _failures: dict[str, str] = field(default_factory=dict)
+    _reports: dict[str, str] = field(default_factory=dict)
+
+    async def _pods(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        meta = job["metadata"]
+        return await self.kube.list("v1", "Pod", meta["namespace"], f"batch.kubernetes.io/job-name={meta['name']}")
+
+    async def report(self, job: dict[str, Any]) -> str:
+        """What a succeeded Job's pod left as its termination message."""
+        uid = job["metadata"].get("uid", job["metadata"]["name"])
+        if uid not in self._reports:
+            _remember(self._reports, uid, success_message(await self._pods(job)))
+        return self._reports[uid]
 
     async def of(self, job: dict[str, Any]) -> JobState:
         state = job_state(job)
@@ -77,9 +107,6 @@ class JobOutcomes:
         meta = job["metadata"]
         uid = meta.get("uid", meta["name"])
         if uid not in self._failures:
-            pods = await self.kube.list("v1", "Pod", meta["namespace"], f"batch.kubernetes.io/job-name={meta['name']}")
-            attempt = last_failed_attempt(pods)
-            if len(self._failures) >= FAILURE_MEMORY:
-                self._failures.pop(next(iter(self._failures)))
-            self._failures[uid] = f"{state.message}; {attempt}" if attempt else state.message
+            attempt = last_failed_attempt(await self._pods(job))
+            _remember(self._failures, uid, f"{state.message}; {attempt}" if attempt else state.message)
         return state._replace(message=self._failures[uid])

@@ -1,5 +1,5 @@
 """Children the spec no longer asks for go (only prunable kinds: never what
-holds data); migration Jobs beyond the last three go too."""
+holds data); migration and quality-gate Jobs beyond the last three of each go too."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ..resources import PRUNABLE
 from .applier import Applier
 
 log = logging.getLogger(__name__)
-KEPT_MIGRATION_JOBS = 3  # for inspection
+KEPT_JOBS = 3  # for inspection
 
 
 async def prune(applier: Applier, ctx: Context, desired: list[dict[str, Any]]) -> None:
@@ -23,7 +23,8 @@ async def prune(applier: Applier, ctx: Context, desired: list[dict[str, Any]]) -
             log.info("pruning child no longer in the spec",
                      extra={"kind": obj["kind"], "child": obj["metadata"]["name"]})
             await applier.delete(obj)
-    jobs = sorted(applier.owned(ctx.namespace, ctx.name, "Job", (Component.MIGRATION,)),
-                  key=lambda j: j["metadata"].get("creationTimestamp", ""))
-    for job in jobs[:-KEPT_MIGRATION_JOBS]:
-        await applier.delete(job)
+    for component in (Component.MIGRATION, Component.QUALITY_GATE):
+        jobs = sorted(applier.owned(ctx.namespace, ctx.name, "Job", (component,)),
+                      key=lambda j: j["metadata"].get("creationTimestamp", ""))
+        for job in jobs[:-KEPT_JOBS]:
+            await applier.delete(job)

@@ -48,6 +48,9 @@ def secret_refs(spec: ModerationStackSpec) -> Iterator[tuple[str, SecretKeyRef, 
             yield "spec.backup.storage.s3.credentialsSecret", ref, False
     if backup and backup.verify and backup.verify.scratchDatabaseSecretRef:
         yield "spec.backup.verify.scratchDatabaseSecretRef", backup.verify.scratchDatabaseSecretRef, False
+    golden = spec.qualityGate.golden if spec.qualityGate else None
+    if golden is not None and golden.secretKeyRef is not None:
+        yield "spec.qualityGate.golden.secretKeyRef", golden.secretKeyRef, False
 
 
 def generated_values(names_postgres: str, names_redis: str, spec: ModerationStackSpec,
