@@ -53,8 +53,11 @@ class Policy(BaseModel):
         return f"{self.version}@{digest[:12]}"
 
 
+def parse_policy(text: str) -> Policy:
+    return Policy.model_validate(yaml.safe_load(text) or {})
+
+
 def load_policy(path: Path | None) -> Policy:
     if path is None:
         return Policy()
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return Policy.model_validate(data)
+    return parse_policy(path.read_text(encoding="utf-8"))
