@@ -49,3 +49,15 @@ def test_a_server_newer_than_pg_dump_is_refused_before_dumping() -> None:
     with pytest.raises(BackupError, match="server is version 16, newer than this image's pg_dump 15"):
         check_client_version("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)", "16.4 (Debian 16.4-1)")
     check_client_version("pg_dump (PostgreSQL) 16.2", "15.20 (Debian 15.20-0+deb12u1)")
+
+
+@pytest.mark.parametrize("value, size", [("1048576", 1048576), ("500M", 500_000_000), ("1Gi", 2**30), ("0", 0)])
+def test_a_keys_daily_quota_takes_bytes_or_a_suffix(value: str, size: int) -> None:
+    args = build_parser().parse_args(["apikey", "create", "--name", "shop", "--daily-quota", value])
+    assert args.daily_quota == size
+
+
+def test_a_bad_daily_quota_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["apikey", "create", "--name", "shop", "--daily-quota", "lots"])
+    assert "not a whole number of bytes" in capsys.readouterr().err

@@ -32,6 +32,7 @@ class Principal:
     tenant: str
     is_admin: bool
     rate_limit_per_minute: int | None
+    daily_storage_quota_bytes: int | None
 
 
 def hash_key(token: str) -> str:
@@ -55,10 +56,11 @@ def parse_prefix(token: str) -> str | None:
 
 
 def create_key(session: Session, name: str, *, is_admin: bool = False,
-               rate_limit_per_minute: int | None = None, actor: str = "cli") -> tuple[ApiKey, str]:
+               rate_limit_per_minute: int | None = None, daily_storage_quota_bytes: int | None = None,
+               actor: str = "cli") -> tuple[ApiKey, str]:
     token, prefix = new_token()
     key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(token), is_admin=is_admin,
-                 rate_limit_per_minute=rate_limit_per_minute)
+                 rate_limit_per_minute=rate_limit_per_minute, daily_storage_quota_bytes=daily_storage_quota_bytes)
     session.add(key)
     session.flush()
     record(session, actor, "apikey.create", str(key.id), {"name": name, "is_admin": is_admin})
@@ -99,7 +101,7 @@ class KeyVerifier:
         """(known, principal) without touching the database."""
         digest = hash_key(token)
         if self._admin_hash and hmac.compare_digest(digest, self._admin_hash):
-            return True, Principal("bootstrap-admin", "bootstrap-admin", ADMIN_TENANT, True, None)
+            return True, Principal("bootstrap-admin", "bootstrap-admin", ADMIN_TENANT, True, None, None)
         prefix = parse_prefix(token)
         if prefix is None:
             return True, None
@@ -117,7 +119,7 @@ class KeyVerifier:
         entry = None
         if row is not None and row.revoked_at is None:
             entry = (row.key_hash, Principal(str(row.id), row.name, str(row.id), row.is_admin,
-                                              row.rate_limit_per_minute))
+                                              row.rate_limit_per_minute, row.daily_storage_quota_bytes))
         self._cache[prefix] = (time.monotonic() + self._ttl, entry)
         self._cache.move_to_end(prefix)
         while len(self._cache) > self._max_entries:
@@ -137,5 +139,6 @@ def describe(key: ApiKey) -> dict[str, str | bool | int | None]:
         return value.isoformat() if value else None
 
     return {"id": str(key.id), "name": key.name, "prefix": key.prefix, "is_admin": key.is_admin,
-            "rate_limit_per_minute": key.rate_limit_per_minute, "created_at": ts(key.created_at),
+            "rate_limit_per_minute": key.rate_limit_per_minute,
+            "daily_storage_quota_bytes": key.daily_storage_quota_bytes, "created_at": ts(key.created_at),
             "revoked_at": ts(key.revoked_at)}

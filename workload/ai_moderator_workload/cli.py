@@ -10,9 +10,12 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .logs import configure_logging
+
+if TYPE_CHECKING:
+    from .engine.policy import Policy
 
 
 def parse_duration(value: str) -> timedelta:
@@ -22,6 +25,16 @@ def parse_duration(value: str) -> timedelta:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90d, 12h, 30m or 45s")
     amount, unit = int(match.group(1)), match.group(2)
     return timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: amount})
+
+
+def byte_size(value: str) -> int:
+    """Bytes, plain or with a suffix: 1048576, 500M, 2G, 1Gi."""
+    from .settings import parse_bytes
+
+    try:
+        return parse_bytes(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _settings() -> Any:
@@ -118,7 +131,8 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     with session_scope(settings) as session:
         if args.action == "create":
             key, token = apikeys.create_key(session, args.name, is_admin=args.admin,
-                                            rate_limit_per_minute=args.rate_limit)
+                                            rate_limit_per_minute=args.rate_limit,
+                                            daily_storage_quota_bytes=args.daily_quota)
             print(json.dumps({**apikeys.describe(key), "key": token}, indent=2))
             print("Store the key now: it is not shown again.", file=sys.stderr)
         elif args.action == "list":
@@ -157,14 +171,47 @@ def cmd_corpus_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .engine.evaluation import PROFILES, evaluate, table
-    from .engine.policy import load_policy
+def _policy_arg(value: str | None) -> Policy:
+    """A policy file, or env:NAME for YAML in an environment variable (how the
+    operator's quality-gate Job hands over the candidate and serving policies)."""
+    from .engine.policy import Policy, load_policy, parse_policy
 
-    policy = load_policy(args.policy)
+    if value is None:
+        return Policy()
+    if value.startswith("env:"):
+        return parse_policy(os.environ[value[4:]])
+    return load_policy(Path(value))
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    if args.gate:
+        return _evaluate_gate(args)
+    from .engine.evaluation import PROFILES, evaluate, table
+
+    policy = _policy_arg(args.policy)
     profiles = PROFILES if args.profile == "all" else (args.profile,)
     results = {p: evaluate(p, policy=policy) for p in profiles}
     print(json.dumps(results, indent=2) if args.json else table(results))
+    return 0
+
+
+def _evaluate_gate(args: argparse.Namespace) -> int:
+    from .engine.gate import GoldenSetError, compact, dev_golden, gate_report, load_golden
+
+    try:
+        examples = load_golden(args.golden) if args.golden else dev_golden()
+        candidate = _policy_arg(args.policy)
+        baseline = _policy_arg(args.baseline_policy) if args.baseline_policy else None
+    except (GoldenSetError, OSError, KeyError, ValueError) as exc:
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 2
+    report = gate_report(candidate, baseline, examples)
+    if args.result_file:
+        args.result_file.write_text(compact(report))
+    print(json.dumps(report, indent=2) if args.json else
+          f"{report['examples']} golden examples: flag rate {report['candidate']['flagRate']}, recall "
+          f"{report['candidate']['recall']}, precision {report['candidate']['precision']}"
+          + (f" (baseline flag rate {report['baseline']['flagRate']})" if "baseline" in report else ""))
     return 0
 
 
@@ -223,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--admin", action="store_true", help="may read every key's content")
     create.add_argument("--rate-limit", type=int, default=None, help="requests per minute (default from settings)")
+    create.add_argument("--daily-quota", type=byte_size, default=None, metavar="BYTES",
+                        help="bytes of content stored per UTC day, e.g. 500M or 2Gi; 0 for none "
+                             "(default $DAILY_STORAGE_QUOTA_BYTES)")
     key_sub.add_parser("list")
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key", help="key id or prefix")
@@ -240,10 +290,18 @@ def build_parser() -> argparse.ArgumentParser:
     cs.add_argument("--json", action="store_true")
     cs.set_defaults(func=cmd_corpus_stats)
 
-    ev = sub.add_parser("evaluate", help="the engine's quality on the dev set, per profile")
+    ev = sub.add_parser("evaluate", help="the engine's quality on the dev set, per profile; or, with --gate, a "
+                                         "policy's flag rate, recall and precision on a golden set")
     ev.add_argument("--profile", choices=["all", "fast", "cascade", "accurate"], default="all")
-    ev.add_argument("--policy", type=Path, default=None, help="policy YAML (thresholds for precision/recall)")
+    ev.add_argument("--policy", default=None, help="policy YAML file, or env:NAME to read it from a variable")
     ev.add_argument("--json", action="store_true")
+    ev.add_argument("--gate", action="store_true",
+                    help="measure --policy (with its own engine profile) beside --baseline-policy on --golden")
+    ev.add_argument("--golden", type=Path, default=None,
+                    help='JSONL of {"text", "expected": [categories]} (default: the image\'s dev set)')
+    ev.add_argument("--baseline-policy", default=None, help="the policy serving now, to compare with")
+    ev.add_argument("--result-file", type=Path, default=None,
+                    help="also write the report as compact JSON here (the gate Job's termination message)")
     ev.set_defaults(func=cmd_evaluate)
 
     op = sub.add_parser("operator", add_help=False,

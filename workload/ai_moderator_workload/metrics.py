@@ -24,6 +24,9 @@ BATCH_SIZE = Histogram("moderation_batch_size", "Texts per model call.",
                        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024))
 RATE_LIMITED = Counter("rate_limit_rejections_total", "Requests answered 429 by the per-key rate limiter.")
 RATE_LIMITER_ERRORS = Counter("rate_limiter_errors_total", "Rate-limiter store errors (requests were allowed).")
+STORAGE_QUOTA_REFUSED = Counter("storage_quota_rejections_total",
+                                "Requests answered 429 because they would pass their key's daily storage quota.")
+STORAGE_QUOTA_ERRORS = Counter("storage_quota_errors_total", "Storage-quota store errors (requests were allowed).")
 QUEUE_PUBLISH_ERRORS = Counter("queue_publish_errors_total",
                                "Failed task publications (content stays pending; the sweeper re-queues it).")
 TASKS = Counter("celery_tasks_total", "Moderation tasks by final state.", ["state"])

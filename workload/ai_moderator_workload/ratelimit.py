@@ -7,9 +7,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis.asyncio as aioredis
+from prometheus_client import Counter
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from .metrics import RATE_LIMITED, RATE_LIMITER_ERRORS
@@ -43,6 +45,18 @@ redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(wait)}
 """
+
+
+async def run_failing_open(script: AsyncScript, what: str, errors: Counter, keys: list[str],
+                           args: list[Any]) -> Any:
+    """The script's reply, or None when Redis fails: the caller then lets the
+    request through, as an unavailable store must not take the API down with it."""
+    try:
+        return await script(keys=keys, args=args)
+    except RedisError as exc:
+        errors.inc()
+        log.warning("%s unavailable, allowing request", what, extra={"error": type(exc).__name__})
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +97,11 @@ class RedisRateLimiter:
         self._script = client.register_script(_TOKEN_BUCKET)
 
     async def hit(self, key: str, per_minute: int, burst: int, cost: int = 1) -> Verdict:
-        try:
-            allowed, wait = await self._script(keys=[f"ratelimit:{key}"], args=[per_minute / 60.0, burst, cost])
-        except RedisError as exc:
-            # Failing open: an unavailable limiter must not take the API down with it.
-            RATE_LIMITER_ERRORS.inc()
-            log.warning("rate limiter unavailable, allowing request", extra={"error": type(exc).__name__})
+        reply = await run_failing_open(self._script, "rate limiter", RATE_LIMITER_ERRORS,
+                                       keys=[f"ratelimit:{key}"], args=[per_minute / 60.0, burst, cost])
+        if reply is None:
             return Verdict(True)
+        allowed, wait = reply
         if int(allowed):
             return Verdict(True)
         RATE_LIMITED.inc()

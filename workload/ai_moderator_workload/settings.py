@@ -3,6 +3,8 @@ as the Secret keys and env variables the operator writes into every pod."""
 
 from __future__ import annotations
 
+import re
+from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
@@ -12,6 +14,21 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # Rate limits charge a text route one unit per input per started UNIT_CHARS
 # characters: "hi" costs 1, a list of 256 texts of 32,000 characters 2,048.
 UNIT_CHARS = 4000
+
+# Kubernetes' decimal and binary suffixes, so a quantity from a ModerationStack
+# spec means the same here.
+_BYTE_SUFFIXES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
+                  "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_BYTES = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(k|M|G|T|Ki|Mi|Gi|Ti)?\s*")
+
+
+def parse_bytes(value: str) -> int:
+    """A whole number of bytes, plain or with a suffix: 1048576, 500M, 2G, 1Gi, 1.5k."""
+    match = _BYTES.fullmatch(value)
+    amount = Decimal(match.group(1)) * _BYTE_SUFFIXES[match.group(2) or ""] if match else None
+    if amount is None or amount != amount.to_integral_value():
+        raise ValueError(f"{value!r} is not a whole number of bytes like 1048576, 500M, 2G or 1Gi")
+    return int(amount)
 
 
 class Settings(BaseSettings):
@@ -44,6 +61,9 @@ class Settings(BaseSettings):
                                          "before the database is asked again (revocation delay).")
     rate_limit_per_minute: int = Field(default=6000, ge=0, description="Default per-key rate; 0 disables limiting.")
     rate_limit_burst: int = Field(default=200, ge=1, description="Token bucket size.")
+    daily_storage_quota_bytes: int = Field(
+        default=0, ge=0, description="Default per-key bytes of content stored per UTC day (texts as UTF-8 plus "
+                                     "metadata as JSON), e.g. 500M or 2Gi; 0 means no quota.")
 
     batch_max_size: int = Field(default=512, ge=1, description="Most texts scored in one model call.")
     batch_max_wait_ms: float = Field(default=2.0, ge=0, description="How long an idle batcher waits to fill a batch.")
@@ -66,6 +86,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("daily_storage_quota_bytes", mode="before")
+    @classmethod
+    def _byte_suffixes(cls, value: object) -> object:
+        return parse_bytes(value) if isinstance(value, str) else value
 
     @property
     def embedded(self) -> bool:

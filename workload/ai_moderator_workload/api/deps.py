@@ -1,4 +1,5 @@
-"""Request dependencies: the app state, and the authenticated, rate-limited caller."""
+"""Request dependencies: the app state, the authenticated, rate-limited caller,
+and the charges against a key's limits."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..apikeys import Principal
+from ..metrics import STORAGE_QUOTA_REFUSED
+from ..quota import human_bytes
 from ..settings import UNIT_CHARS
 from .errors import ApiError
 from .state import AppState
@@ -66,6 +69,19 @@ async def charge(state: AppState, principal: Principal, units: int) -> None:
             raise ApiError(429, f"Rate limit of {per_minute} units per minute exceeded for this key (a unit is one "
                                 f"request, or one input per started {UNIT_CHARS} characters).",
                            code="rate_limit_exceeded", headers={"Retry-After": verdict.retry_after_header})
+
+
+async def charge_storage(state: AppState, principal: Principal, size: int) -> None:
+    """Count `size` bytes against the key's storage quota of the UTC day, or answer 429."""
+    quota = principal.daily_storage_quota_bytes if principal.daily_storage_quota_bytes is not None \
+        else state.runtime.settings.daily_storage_quota_bytes
+    if quota > 0:
+        verdict = await state.quota.take(principal.key_id, size, quota)
+        if not verdict.allowed:
+            STORAGE_QUOTA_REFUSED.inc()
+            raise ApiError(429, f"This key stored {human_bytes(verdict.used)} of its {human_bytes(quota)} daily "
+                                f"quota; this request needs {human_bytes(size)}. The quota resets at 00:00 UTC.",
+                           code="daily_quota_exceeded", headers={"Retry-After": verdict.retry_after_header})
 
 
 async def caller(request: Request, state: State) -> Principal:

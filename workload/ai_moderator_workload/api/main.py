@@ -28,6 +28,7 @@ from ..queueing import (
     make_celery,
     sweep_once,
 )
+from ..quota import MemoryStorageQuota, RedisStorageQuota, StorageQuota
 from ..ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from ..runtime import Runtime
 from ..settings import Settings, get_settings
@@ -65,10 +66,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(lambda: runtime.engine)  # load the model before the first request
     redis_client: aioredis.Redis | None = None
     limiter: RateLimiter
+    quota: StorageQuota
     dispatcher: Dispatcher
     sweeper: Sweeper | None = None
     if settings.redis_url is None:
         limiter = MemoryRateLimiter()
+        quota = MemoryStorageQuota()
         dispatcher = InProcessDispatcher(runtime)
         # Nothing else re-queues in the embedded mode: pick up what a previous run left pending.
         sweeper = Sweeper(runtime, dispatcher)
@@ -77,6 +80,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         limiter = RedisRateLimiter(redis_client)
+        quota = RedisStorageQuota(redis_client)
         dispatcher = CeleryDispatcher(make_celery(settings))
     batcher: MicroBatcher[store.Submission, store.ContentRecord] = MicroBatcher(
         lambda items: store.moderate_and_store(runtime.sessions, runtime.engine, items),
@@ -95,7 +99,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.ai = AppState(runtime=runtime, verifier=KeyVerifier(
         settings.admin_api_key.get_secret_value() if settings.admin_api_key else None,
         ttl=settings.api_key_cache_seconds),
-        limiter=limiter, dispatcher=dispatcher, batcher=batcher, broker=broker, sweeper=sweeper)
+        limiter=limiter, quota=quota, dispatcher=dispatcher, batcher=batcher, broker=broker, sweeper=sweeper)
     log.info("api ready", extra={"embedded": settings.embedded, "engine": runtime.engine.engine_version,
                                  "policy": runtime.engine.policy_version})
     try:

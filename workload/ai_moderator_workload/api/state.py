@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ..apikeys import KeyVerifier
 from ..batching import MicroBatcher
 from ..queueing import BrokerMonitor, Dispatcher, Sweeper
+from ..quota import StorageQuota
 from ..ratelimit import RateLimiter
 from ..runtime import Runtime
 from ..store import ContentRecord, Submission
@@ -17,6 +18,7 @@ class AppState:
     runtime: Runtime
     verifier: KeyVerifier
     limiter: RateLimiter
+    quota: StorageQuota
     dispatcher: Dispatcher
     batcher: MicroBatcher[Submission, ContentRecord]
     broker: BrokerMonitor

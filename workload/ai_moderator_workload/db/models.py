@@ -78,6 +78,7 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
     is_admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     rate_limit_per_minute: Mapped[int | None] = mapped_column(Integer)
+    daily_storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 

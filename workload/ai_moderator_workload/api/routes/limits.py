@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from ...apikeys import Principal
+from ...quota import stored_bytes
 from ...settings import UNIT_CHARS, Settings
-from ..deps import charge
+from ..deps import charge, charge_storage
 from ..errors import ApiError
 from ..state import AppState
 
@@ -30,7 +32,11 @@ def text_units(texts: Sequence[str]) -> int:
     return sum(max(1, math.ceil(len(text) / UNIT_CHARS)) for text in texts)
 
 
-async def admit_texts(texts: Sequence[str], principal: Principal, state: AppState) -> None:
-    """Input limits first (a refused request costs nothing), then the charge by work."""
+async def admit_texts(texts: Sequence[str], principal: Principal, state: AppState,
+                      metadata: dict[str, Any] | None = None) -> None:
+    """Input limits first (a refused request costs nothing), then the charge by
+    work, then the bytes the request will store against the key's daily quota
+    (a request the rate limit refused is not counted there)."""
     check_texts(texts, state.runtime.settings)
     await charge(state, principal, text_units(texts))
+    await charge_storage(state, principal, stored_bytes(texts, metadata))

@@ -40,7 +40,7 @@ def view(record: ContentRecord) -> dict[str, Any]:
 
 @router.post("/moderate", response_model=ContentView, summary="Moderate one text now and store the decision")
 async def moderate(body: ModerateRequest, principal: Authenticated, state: State) -> ORJSONResponse:
-    await admit_texts([body.text], principal, state)
+    await admit_texts([body.text], principal, state, body.metadata)
     [record] = await state.batcher.submit([Submission(principal.tenant, body.text, body.external_id, body.metadata)])
     return ORJSONResponse(view(record))
 
@@ -49,9 +49,10 @@ async def moderate(body: ModerateRequest, principal: Authenticated, state: State
              summary="Submit content for asynchronous moderation",
              responses={200: {"description": "Already submitted with this external_id; the stored item."}})
 async def submit_content(body: ContentRequest, principal: Authenticated, state: State) -> ORJSONResponse:
-    await admit_texts([body.text], principal, state)
     if state.broker.up is False:
+        # Before the charges: a request refused for the broker's sake costs the key nothing.
         raise unavailable("the broker")
+    await admit_texts([body.text], principal, state, body.metadata)
     item = Submission(principal.tenant, body.text, body.external_id, body.metadata)
     # Committed before it is queued: a lost message only delays it (sweeper).
     record = await run_in_threadpool(store.submit, state.runtime.sessions, item)
