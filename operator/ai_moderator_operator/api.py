@@ -19,6 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from ai_moderator_workload.engine.categories import Category
 from ai_moderator_workload.engine.policy import Policy
 
+from .maintenance import DURATION_REGEX
 from .quantity import quantity
 
 GROUP = "moderation.ai-moderator.io"
@@ -361,6 +362,16 @@ class QualityGateSpec(Strict):
         "Per-category minimum recall/precision."))
 
 
+class MaintenanceWindowSpec(Strict):
+    schedule: Cron = Field(description="When windows start, e.g. \"0 2 * * SAT\" (5-field cron).")
+    duration: str = Field(pattern=DURATION_REGEX, min_length=2, max_length=12,
+                          description="How long a window stays open, e.g. 2h, 45m or 1h30m.")
+    timeZone: TimeZone = None
+    includePolicy: bool = Field(default=False, description=(
+        "Hold policy changes for the window too (by default only version changes, their migrations and "
+        "quality-gate runs wait)."))
+
+
 class ModerationStackSpec(Strict):
     version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$",
                          description="Version (image tag) of the moderation service to run.")
@@ -376,6 +387,9 @@ class ModerationStackSpec(Strict):
                              description="Redis: managed (default) or external.")
     policy: PolicySpec | None = Field(default=None, description="Moderation thresholds and block/allow lists.")
     limits: Limits = Field(default_factory=Limits, description="Request limits of the API.")
+    maintenanceWindow: MaintenanceWindowSpec | None = Field(default=None, description=(
+        "Version changes (with their migration and quality gate) start only inside this window, unless the "
+        "annotation moderation.ai-moderator.io/apply-now is set."))
     qualityGate: QualityGateSpec | None = Field(default=None, description=(
         "Before a new version or policy rolls out, evaluate it on a golden set; roll out only within these "
         "tolerances (otherwise what serves keeps serving)."))
@@ -453,6 +467,12 @@ class QualityGateStatus(Strict):
     passedGolden: str | None = Field(default=None, description="The golden set it was measured on.")
 
 
+class MaintenanceStatus(Strict):
+    open: bool = Field(default=False, description="Whether a window is open now.")
+    nextWindowStart: datetime | None = Field(default=None, description="When the next window starts.")
+    waiting: str | None = Field(default=None, description="What waits for it.")
+
+
 Phase = Literal["Pending", "Migrating", "Progressing", "Ready", "Degraded", "Paused", "Deleting"]
 
 
@@ -468,6 +488,7 @@ class ModerationStackStatus(Strict):
     backup: BackupStatus | None = None
     restore: RestoreStatus | None = Field(default=None, description="The last restore and its outcome.")
     qualityGate: QualityGateStatus | None = Field(default=None, description="The last quality-gate evaluation.")
+    maintenance: MaintenanceStatus | None = Field(default=None, description="The maintenance window.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the API.")
     conditions: list[Condition] | None = None
 

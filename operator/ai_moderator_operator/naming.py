@@ -15,6 +15,7 @@ BACKUP_NOW_ANNOTATION = f"{PREFIX}/backup-now"
 RESTORE_ANNOTATION = f"{PREFIX}/restore"
 RETRY_QUALITY_GATE_ANNOTATION = f"{PREFIX}/retry-quality-gate"
 PROMOTE_SHADOW_ANNOTATION = f"{PREFIX}/promote-shadow"
+APPLY_NOW_ANNOTATION = f"{PREFIX}/apply-now"
 APP_NAME = "ai-moderator"
 COMPONENT_LABEL = "app.kubernetes.io/component"
 

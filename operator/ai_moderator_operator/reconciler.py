@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
 from .api import BackupStatus, MigrationStatus, QualityGateStatus, RestoreStatus, parse_spec
-from .builders import Context, desired_children, policy_yaml
+from .builders import Context, desired_children, policy_yaml, spec_policy_yaml
 from .children import ChildCache
 from .kube import Kube
 from .naming import (
+    APPLY_NOW_ANNOTATION,
     BACKUP_NOW_ANNOTATION,
     PAUSED_ANNOTATION,
     RESTORE_ANNOTATION,
@@ -29,11 +31,12 @@ from .reconcile.applier import Applier, Rejected, Retry
 from .reconcile.backups import backup_now, backup_status
 from .reconcile.capabilities import KEDA_CRD, SERVICE_MONITOR_CRD, Capabilities
 from .reconcile.jobs import JobOutcomes
-from .reconcile.migration import migrate
+from .reconcile.migration import Rollout, migrate
 from .reconcile.pruning import prune
 from .reconcile.quality_gate import quality_gate, spec_candidate
 from .reconcile.restore import restore_state, start_restore
 from .reconcile.secrets import ensure_generated, referenced_values
+from .reconcile.window import waiting, window_hold
 from .status import Observed, Workload, derive
 
 Block = TypeVar("Block", bound=BaseModel)
@@ -112,23 +115,28 @@ class Reconciler:
             return replace(ctx, config_hash=digest(sorted(generated.items()), sorted(external.items()),
                                                    policy_yaml(ctx)))
 
-        if gated:
+        window = window_hold(spec, previous.get("version"), bool(annotations.get(APPLY_NOW_ANNOTATION)),
+                           datetime.now(UTC))
+        if gated or window.policy:
             live = self.applier.cached("v1", "ConfigMap", namespace, names.policy)
             ctx = replace(ctx, serving_policy=(live.get("data") or {}).get("policy.yaml") if live else None)
+        held_policy = window.policy and ctx.serving_policy not in (None, spec_policy_yaml(ctx))
+        observed.maintenance = waiting(window, spec.version, held_policy)
         ctx = hashed(ctx)
         try:
             # Data services and configuration first: the migration needs them.
             # The app's children follow once the version to run is decided, so a
             # Deployment is only ever applied with that version.
             await self._ensure_all(desired_children(replace(ctx, rolled_out_version=None)))
-            rollout = await migrate(self.applier, self.outcomes, ctx, previous.get("version"), last_migration,
-                                    annotations.get(RETRY_MIGRATION_ANNOTATION, ""))
+            rollout = Rollout(previous.get("version"), last_migration) if window.version else await migrate(
+                self.applier, self.outcomes, ctx, previous.get("version"), last_migration,
+                annotations.get(RETRY_MIGRATION_ANNOTATION, ""))
             observed.migration, observed.migration_failed, observed.migrating = (
                 rollout.status, rollout.failed, rollout.running)
             version = rollout.version
             if gated:
                 version = previous.get("version")
-                if rollout.version == spec.version:
+                if rollout.version == spec.version and not window.policy:
                     gate = await quality_gate(self.applier, self.outcomes, ctx, spec.version, last_gate,
                                               annotations.get(RETRY_QUALITY_GATE_ANNOTATION, ""), ctx.serving_policy)
                     observed.gate, observed.gate_failed, observed.gate_running = gate.status, gate.failed, gate.running

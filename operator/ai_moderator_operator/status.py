@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .api import API_VERSION, KIND, BackupStatus, MigrationStatus, QualityGateStatus, RestoreStatus
+from .api import API_VERSION, KIND, BackupStatus, MaintenanceStatus, MigrationStatus, QualityGateStatus, RestoreStatus
+from .naming import APPLY_NOW_ANNOTATION
 
 
 def now_iso() -> str:
@@ -75,9 +76,11 @@ class Observed:
     gate: QualityGateStatus | None = None
     gate_failed: bool = False
     gate_running: bool = False
+    maintenance: MaintenanceStatus | None = None
 
 
-def dumped(block: MigrationStatus | BackupStatus | RestoreStatus | QualityGateStatus | None) -> dict[str, Any] | None:
+def dumped(block: MigrationStatus | BackupStatus | RestoreStatus | QualityGateStatus | MaintenanceStatus | None
+           ) -> dict[str, Any] | None:
     """A status block as it is stored (times as RFC 3339 with Z, no empty fields)."""
     return None if block is None else block.model_dump(mode="json", exclude_none=True)
 
@@ -111,6 +114,10 @@ def phase_of(o: Observed) -> tuple[str, str, str]:
         return "Progressing", "Restoring", f"restoring backup {o.restore.request}; the API is held out of service"
     if o.restore is not None and o.restore.phase == "Failed" and o.restore_requested:
         return "Degraded", "RestoreFailed", f"restore of {o.restore.request} failed: {o.restore.message or ''}"
+    if o.maintenance is not None and o.maintenance.waiting:
+        start = o.maintenance.nextWindowStart.isoformat() if o.maintenance.nextWindowStart else "(none found)"
+        return "Pending", "MaintenanceWindow", (f"{o.maintenance.waiting} waits for the maintenance window at {start}"
+                                                f" (or annotate {APPLY_NOW_ANNOTATION}=true)")
     if o.rolled_out_version is None:
         return "Pending", "Pending", "waiting for the first migration"
     if not (o.api.settled and o.worker.settled and o.data_ready):
@@ -177,7 +184,7 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     if o.rolled_out_version is not None:
         status["version"] = o.rolled_out_version
     for key, block in (("migration", dumped(o.migration)), ("backup", backup), ("restore", dumped(o.restore)),
-                       ("qualityGate", dumped(o.gate))):
+                       ("qualityGate", dumped(o.gate)), ("maintenance", dumped(o.maintenance))):
         if block is not None:
             status[key] = block
     if serving and degraded and reason != "BackupOverdue":

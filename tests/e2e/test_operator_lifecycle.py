@@ -341,3 +341,26 @@ def test_a_failed_restore_degrades_until_the_request_is_withdrawn(kubectl: Kubec
     stack = ready(kubectl, namespace)
     assert stack["status"]["restore"]["phase"] == "Failed"  # the record stays
     assert stack["status"]["api"]["summary"] == "2/2"
+
+
+def test_a_version_change_outside_the_maintenance_window_waits_until_apply_now(kubectl: Kubectl, namespace: str,
+                                                                                operator) -> None:
+    once_a_year = {"schedule": "0 0 1 1 *", "duration": "1m", "timeZone": "Europe/Berlin"}
+    kubectl.apply(example(namespace, maintenanceWindow=once_a_year))
+    ready(kubectl, namespace)
+    kubectl.apply(example(namespace, version="0.2.0", maintenanceWindow=once_a_year))
+    stack = wait_phase(kubectl, namespace, "Pending")
+    window = stack["status"]["maintenance"]
+    assert window["open"] is False and window["waiting"] == "version 0.2.0"
+    assert window["nextWindowStart"].endswith("-12-31T23:00:00Z"), "midnight of 1 January in Berlin"
+    assert "waits for the maintenance window" in condition(stack, "Ready")["message"]
+    time.sleep(3)
+    assert len(kubectl.items("jobs", namespace, "app.kubernetes.io/component=migration")) == 1, "no migration yet"
+    api = kubectl.get("deployment", "demo-api", namespace)
+    assert api["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":0.1.0")
+    assert api["status"].get("readyReplicas") == 2, "the old version keeps serving"
+
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/apply-now=true")
+    stack = ready(kubectl, namespace, timeout=90)
+    assert stack["status"]["version"] == "0.2.0"
+    assert len(kubectl.items("jobs", namespace, "app.kubernetes.io/component=migration")) == 2

@@ -263,3 +263,64 @@ def test_a_rolling_restart_under_load_loses_no_acknowledged_request(rkubectl: Ku
                    timeout=60)
     assert_all_stored(rkubectl, traffic.acknowledged)
     print(f"rolling restart: {len(traffic.acknowledged)} acknowledged, {traffic.failures} refused or failed")
+
+
+GOLDEN = [
+    ("I will kill you tonight", ["violence", "harassment", "harassment/threatening"]),
+    ("you are a worthless idiot and everyone hates you", ["harassment"]),
+    ("I am going to hurt you so badly", ["violence", "harassment", "harassment/threatening"]),
+    ("Have a lovely day, see you at the meeting", []),
+    ("The recipe needs two cups of flour", []),
+    ("Please send the quarterly report by Friday", []),
+    ("The train to Berlin leaves at nine", []),
+    ("Our team won the match on Saturday", []),
+]
+
+
+def _gate(kubectl: Kubectl) -> dict[str, Any]:
+    return (get_stack(kubectl, NS) or {}).get("status", {}).get("qualityGate") or {}
+
+
+def _policy(stack_spec_policy: dict[str, Any], **changes: Any) -> str:
+    return json.dumps({"spec": {"policy": {**stack_spec_policy, **changes}}})
+
+
+def test_the_quality_gate_holds_a_policy_that_doubles_the_flag_rate_and_rolls_out_a_harmless_one(
+        rkubectl: Kubectl, stack: Api) -> None:
+    golden = "\n".join(json.dumps({"text": t, "expected": e}) for t, e in GOLDEN)
+    rkubectl.apply({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "golden", "namespace": NS},
+                    "data": {"golden.jsonl": golden}})
+    rkubectl.run("patch", "mstack", "demo", "-n", NS, "--type=merge", "-p", json.dumps({"spec": {"qualityGate": {
+        "golden": {"configMapKeyRef": {"name": "golden", "key": "golden.jsonl"}}, "maxFlagRateChange": 20}}}))
+    first = wait_until("the gate of what serves to pass", lambda: _gate(rkubectl).get("phase") == "Passed"
+                       and _gate(rkubectl), timeout=300)
+    assert first["examples"] == len(GOLDEN) and first["recall"] == 1.0, first
+    ready(rkubectl, NS, timeout=120)
+    served = rkubectl.get("configmap", "demo-policy", NS)["data"]["policy.yaml"]
+    policy = get_stack(rkubectl, NS)["spec"]["policy"]
+
+    rkubectl.run("patch", "mstack", "demo", "-n", NS, "--type=merge", "-p",
+                 _policy(policy, default_threshold=0.01, thresholds={}))
+    job = wait_until("the gate Job of the new policy", lambda: (g := _gate(rkubectl)).get("phase") == "Running"
+                     and g.get("candidate") != first["candidate"] and g["job"], timeout=60)
+    # The operator is killed while its gate Job runs: it must not start a second one.
+    rkubectl.run("delete", "pod", "-n", OPERATOR_NS, "-l", "app.kubernetes.io/name=ai-moderator-operator",
+                 "--grace-period=0", "--force")
+    stack_status = wait_phase(rkubectl, NS, "Degraded", timeout=300)
+    held = stack_status["status"]["qualityGate"]
+    assert held["phase"] == "Failed" and held["job"] == job
+    assert held["baselineFlagRate"] == first["flagRate"] and held["flagRate"] - first["flagRate"] > 0.2, held
+    assert "maxFlagRateChange 20" in held["message"]
+    assert condition(stack_status, "Degraded")["reason"] == "QualityGateFailed"
+    assert len(rkubectl.items("jobs", NS, "app.kubernetes.io/component=quality-gate")) == 2, "one Job per candidate"
+    assert rkubectl.get("configmap", "demo-policy", NS)["data"]["policy.yaml"] == served, "the old policy serves"
+    with stack.client() as client:
+        answer = client.post("/v1/moderations", json={"input": "Have a lovely day, see you at the meeting"})
+    assert answer.status_code == 200 and answer.json()["results"][0]["flagged"] is False
+
+    rkubectl.run("patch", "mstack", "demo", "-n", NS, "--type=merge", "-p",
+                 _policy(policy, allowlist=[*policy.get("allowlist", []), "shoot the messenger"]))
+    wait_until("the harmless policy to pass", lambda: (g := _gate(rkubectl)).get("phase") == "Passed"
+               and g["candidate"] != first["candidate"], timeout=300)
+    ready(rkubectl, NS, timeout=300)
+    assert "shoot the messenger" in rkubectl.get("configmap", "demo-policy", NS)["data"]["policy.yaml"]
