@@ -36,6 +36,10 @@ DASHBOARDS = {
             ("histogram_quantile(0.99, sum by (le) (rate(controller_runtime_reconcile_time_seconds_bucket[5m])))", "p99")], "s"),
         panel("Stacks by phase", [("sum by (phase) (ai_moderator_stacks)", "{{phase}}")]),
         panel("Last backup age", [("time() - ai_moderator_last_backup_success_timestamp_seconds", "{{namespace}}/{{stack}}")], "s"),
+        panel("Quality gate: flag rate on the golden set", [
+            ("ai_moderator_quality_gate_flag_rate", "candidate {{namespace}}/{{stack}}"),
+            ("ai_moderator_quality_gate_baseline_flag_rate", "serving {{namespace}}/{{stack}}")], "percentunit"),
+        panel("Quality gate passed", [("ai_moderator_quality_gate_passed", "{{namespace}}/{{stack}}")]),
         panel("Migration duration (p90)", [
             ("histogram_quantile(0.9, sum by (le) (rate(ai_moderator_migration_duration_seconds_bucket[1h])))", "p90")], "s"),
     ]),

@@ -102,6 +102,9 @@ def crd() -> dict[str, Any]:
                     {"name": "Workers", "type": "string", "jsonPath": ".status.worker.summary"},
                     {"name": "Last Backup", "type": "date", "jsonPath": ".status.backup.lastSuccessTime"},
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    {"name": "Gate", "type": "string", "jsonPath": ".status.qualityGate.phase", "priority": 1},
+                    {"name": "Next Window", "type": "date", "jsonPath": ".status.maintenance.nextWindowStart",
+                     "priority": 1},
                     {"name": "Message", "type": "string", "jsonPath": f"{ready}.message", "priority": 1},
                 ],
                 "schema": {"openAPIV3Schema": {

@@ -33,18 +33,27 @@ LAST_BACKUP_ATTEMPT = Gauge("ai_moderator_last_backup_attempt_timestamp_seconds"
 BACKUP_FAILURES = Gauge("ai_moderator_backup_failed_jobs",
                         "Failed backup Jobs among those still kept (the CronJob keeps the last three).",
                         ["namespace", "stack"])
-PER_STACK = (LAST_BACKUP_SUCCESS, LAST_VERIFY_SUCCESS, BACKUP_INTERVAL, BACKUP_SCHEDULE_START, LAST_BACKUP_ATTEMPT,
-             BACKUP_FAILURES)
+QUALITY_GATE_PASSED = Gauge("ai_moderator_quality_gate_passed",
+                            "1 when the last evaluated candidate passed its quality gate, 0 when it failed.",
+                            ["namespace", "stack"])
+QUALITY_GATE_FLAG_RATE = Gauge("ai_moderator_quality_gate_flag_rate",
+                               "Share of golden texts the last evaluated candidate flags.", ["namespace", "stack"])
+QUALITY_GATE_BASELINE_FLAG_RATE = Gauge("ai_moderator_quality_gate_baseline_flag_rate",
+                                        "The same share for what served when it was evaluated.", ["namespace", "stack"])
+BACKUP_SERIES = (LAST_BACKUP_SUCCESS, LAST_VERIFY_SUCCESS, BACKUP_INTERVAL, BACKUP_SCHEDULE_START, LAST_BACKUP_ATTEMPT,
+                 BACKUP_FAILURES)
+GATE_SERIES = (QUALITY_GATE_PASSED, QUALITY_GATE_FLAG_RATE, QUALITY_GATE_BASELINE_FLAG_RATE)
+PER_STACK = BACKUP_SERIES + GATE_SERIES
 API_REQUESTS = Counter("ai_moderator_operator_kube_requests_total", "Requests the operator sent to the API server.",
                        ["verb", "code"])
 
 PHASES = get_args(Phase)
 
 
-def forget_stack(namespace: str, stack: str) -> None:
-    """Drop a stack's series (deleted, or backups turned off): no alert may
-    fire for what no longer exists."""
-    for gauge in PER_STACK:
+def forget_stack(namespace: str, stack: str, series: tuple[Gauge, ...] = PER_STACK) -> None:
+    """Drop a stack's series (deleted, or backups or the gate turned off): no
+    alert may fire for what no longer exists."""
+    for gauge in series:
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, stack)
 

@@ -13,6 +13,7 @@ from ..metrics import (
     BACKUP_FAILURES,
     BACKUP_INTERVAL,
     BACKUP_SCHEDULE_START,
+    BACKUP_SERIES,
     LAST_BACKUP_ATTEMPT,
     LAST_BACKUP_SUCCESS,
     LAST_VERIFY_SUCCESS,
@@ -53,7 +54,7 @@ def overdue_message(schedule_start: datetime | None, last_success: datetime | No
 async def backup_status(applier: Applier, outcomes: JobOutcomes, ctx: Context,
                         previous: BackupStatus | None, now: datetime | None = None) -> BackupReport:
     if ctx.spec.backup is None:
-        forget_stack(ctx.namespace, ctx.name)
+        forget_stack(ctx.namespace, ctx.name, BACKUP_SERIES)
         return BackupReport(None, False)
     labels = (ctx.namespace, ctx.name)
     interval = interval_seconds(ctx.spec.backup.schedule)

@@ -15,6 +15,13 @@ from typing import Any
 
 from ..api import CategoryQuality, ConfigMapKeyRef, QualityGateSpec, QualityGateStatus, SecretKeyRef
 from ..builders import Context, quality_gate_job, spec_policy_yaml
+from ..metrics import (
+    GATE_SERIES,
+    QUALITY_GATE_BASELINE_FLAG_RATE,
+    QUALITY_GATE_FLAG_RATE,
+    QUALITY_GATE_PASSED,
+    forget_stack,
+)
 from .applier import Applier, Retry
 from .jobs import JobOutcomes
 from .secrets import decode
@@ -102,7 +109,21 @@ async def quality_gate(applier: Applier, outcomes: JobOutcomes, ctx: Context, ve
                        previous: QualityGateStatus | None, retry: str, serving_policy: str | None) -> GateOutcome:
     gate = ctx.spec.qualityGate
     if gate is None:
+        forget_stack(ctx.namespace, ctx.name, GATE_SERIES)
         return GateOutcome(None, passed=True)
+    outcome = await _evaluate(applier, outcomes, ctx, gate, version, previous, retry, serving_policy)
+    if outcome.status is not None and outcome.status.phase in ("Passed", "Failed"):
+        labels = (ctx.namespace, ctx.name)
+        QUALITY_GATE_PASSED.labels(*labels).set(outcome.passed)
+        for gauge, value in ((QUALITY_GATE_FLAG_RATE, outcome.status.flagRate),
+                             (QUALITY_GATE_BASELINE_FLAG_RATE, outcome.status.baselineFlagRate)):
+            if value is not None:
+                gauge.labels(*labels).set(value)
+    return outcome
+
+
+async def _evaluate(applier: Applier, outcomes: JobOutcomes, ctx: Context, gate: QualityGateSpec, version: str,
+                    previous: QualityGateStatus | None, retry: str, serving_policy: str | None) -> GateOutcome:
     candidate = await spec_candidate(applier, ctx, version)
     if previous is not None and previous.passed == candidate:
         return GateOutcome(previous, passed=True)
