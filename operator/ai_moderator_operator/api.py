@@ -372,7 +372,14 @@ class MaintenanceWindowSpec(Strict):
         "quality-gate runs wait)."))
 
 
+SHADOW_SHARES_SCORES = ("shadowPolicy shares the live policy's scores: set its thresholds, default_threshold and "
+                        "blocklist only (allowlist and engine are spec.policy's)")
+
+
 class ModerationStackSpec(Strict):
+    rules = (Rule("!has(self.shadowPolicy) || (!has(self.shadowPolicy.allowlist) && !has(self.shadowPolicy.engine))",
+                  SHADOW_SHARES_SCORES,
+                  lambda s: s.shadowPolicy is None or not {"allowlist", "engine"} & s.shadowPolicy.model_fields_set),)
     version: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$",
                          description="Version (image tag) of the moderation service to run.")
     image: str = Field(default="ghcr.io/ai-moderator/ai-moderator-workload", min_length=1,
@@ -386,6 +393,10 @@ class ModerationStackSpec(Strict):
     redis: RedisSpec = Field(default_factory=lambda: RedisSpec(managed=ManagedRedis()),
                              description="Redis: managed (default) or external.")
     policy: PolicySpec | None = Field(default=None, description="Moderation thresholds and block/allow lists.")
+    shadowPolicy: PolicySpec | None = Field(default=None, description=(
+        "A policy evaluated beside the live one on every request, on the same scores, and never enforced: "
+        "decisions carry what it would have decided, and status.shadow compares the two. The annotation "
+        "moderation.ai-moderator.io/promote-shadow makes it the live policy."))
     limits: Limits = Field(default_factory=Limits, description="Request limits of the API.")
     maintenanceWindow: MaintenanceWindowSpec | None = Field(default=None, description=(
         "Version changes (with their migration and quality gate) start only inside this window, unless the "
@@ -467,6 +478,18 @@ class QualityGateStatus(Strict):
     passedGolden: str | None = Field(default=None, description="The golden set it was measured on.")
 
 
+class ShadowStatus(Strict):
+    observedAt: datetime | None = Field(default=None, description="When the API was last asked.")
+    windowSeconds: int | None = Field(default=None, description="The period summarised (the last hour).")
+    decisions: int | None = Field(default=None, description="Decisions in it that the shadow policy also made.")
+    liveFlagRate: float | None = None
+    shadowFlagRate: float | None = None
+    agreement: float | None = Field(default=None, description="Share of decisions where both flag or both pass.")
+    policy: str | None = Field(default=None, description="The shadow policy's fingerprint.")
+    message: str | None = Field(default=None, description="Why there is no summary.")
+    promoted: str | None = Field(default=None, description="The last promote-shadow request carried out.")
+
+
 class MaintenanceStatus(Strict):
     open: bool = Field(default=False, description="Whether a window is open now.")
     nextWindowStart: datetime | None = Field(default=None, description="When the next window starts.")
@@ -489,6 +512,7 @@ class ModerationStackStatus(Strict):
     restore: RestoreStatus | None = Field(default=None, description="The last restore and its outcome.")
     qualityGate: QualityGateStatus | None = Field(default=None, description="The last quality-gate evaluation.")
     maintenance: MaintenanceStatus | None = Field(default=None, description="The maintenance window.")
+    shadow: ShadowStatus | None = Field(default=None, description="Live versus shadow policy over the last hour.")
     endpoint: str | None = Field(default=None, description="In-cluster URL of the API.")
     conditions: list[Condition] | None = None
 

@@ -13,14 +13,15 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .api import BackupStatus, MigrationStatus, QualityGateStatus, RestoreStatus, parse_spec
-from .builders import Context, desired_children, policy_yaml, spec_policy_yaml
+from .api import BackupStatus, MigrationStatus, QualityGateStatus, RestoreStatus, ShadowStatus, parse_spec
+from .builders import Context, desired_children, policy_yaml, shadow_policy_yaml, spec_policy_yaml
 from .children import ChildCache
 from .kube import Kube
 from .naming import (
     APPLY_NOW_ANNOTATION,
     BACKUP_NOW_ANNOTATION,
     PAUSED_ANNOTATION,
+    PROMOTE_SHADOW_ANNOTATION,
     RESTORE_ANNOTATION,
     RETRY_MIGRATION_ANNOTATION,
     RETRY_QUALITY_GATE_ANNOTATION,
@@ -36,6 +37,7 @@ from .reconcile.pruning import prune
 from .reconcile.quality_gate import quality_gate, spec_candidate
 from .reconcile.restore import restore_state, start_restore
 from .reconcile.secrets import ensure_generated, referenced_values
+from .reconcile.shadow import promote_shadow, shadow_status
 from .reconcile.window import waiting, window_hold
 from .status import Observed, Workload, derive
 
@@ -74,6 +76,7 @@ class Reconciler:
         """Returns the new status and how soon to look again (None: on the next change)."""
         meta = body["metadata"]
         name, namespace = meta["name"], meta["namespace"]
+        now = datetime.now(UTC).replace(microsecond=0)
         annotations = meta.get("annotations") or {}
         previous = dict(body.get("status") or {})
         names = Names(name)
@@ -84,11 +87,12 @@ class Reconciler:
         last_backup = _block(BackupStatus, previous, "backup")
         last_restore = _block(RestoreStatus, previous, "restore")
         last_gate = _block(QualityGateStatus, previous, "qualityGate")
+        last_shadow = _block(ShadowStatus, previous, "shadow")
         if annotations.get(PAUSED_ANNOTATION) == "true":
             # No writes: report what exists and keep the recorded history.
             observed.paused = True
             observed.migration, observed.backup, observed.restore = last_migration, last_backup, last_restore
-            observed.gate = last_gate
+            observed.gate, observed.shadow = last_gate, last_shadow
             self._observe_app(observed, namespace, names)
             return derive(observed, previous), None
         try:
@@ -100,7 +104,7 @@ class Reconciler:
 
         ctx = Context(name, namespace, meta["uid"], spec, previous.get("version"), "",
                       await self.capabilities.has_crd(KEDA_CRD), await self.capabilities.has_crd(SERVICE_MONITOR_CRD))
-        observed.gate = last_gate
+        observed.gate, observed.shadow = last_gate, last_shadow
         try:
             external = await referenced_values(self.applier, ctx)
             generated = await ensure_generated(self.applier, ctx)
@@ -112,11 +116,12 @@ class Reconciler:
             raise Degraded(derive(observed, previous)) from exc
 
         def hashed(ctx: Context) -> Context:
+            # The shadow policy only when there is one: existing stacks keep their hash (no roll).
+            shadow = shadow_policy_yaml(ctx)
             return replace(ctx, config_hash=digest(sorted(generated.items()), sorted(external.items()),
-                                                   policy_yaml(ctx)))
+                                                   policy_yaml(ctx), *([shadow] if shadow else [])))
 
-        window = window_hold(spec, previous.get("version"), bool(annotations.get(APPLY_NOW_ANNOTATION)),
-                           datetime.now(UTC))
+        window = window_hold(spec, previous.get("version"), bool(annotations.get(APPLY_NOW_ANNOTATION)), now)
         if gated or window.policy:
             live = self.applier.cached("v1", "ConfigMap", namespace, names.policy)
             ctx = replace(ctx, serving_policy=(live.get("data") or {}).get("policy.yaml") if live else None)
@@ -172,6 +177,9 @@ class Reconciler:
             for n, on in ((names.postgres, spec.database.managed), (names.redis, spec.redis.managed)) if on)
         observed.backup, observed.backup_failed, observed.backup_overdue = await backup_status(
             self.applier, self.outcomes, ctx, last_backup)
+        kube = self.applier.kube
+        shadow = await shadow_status(kube, ctx, last_shadow, now) if version else last_shadow
+        observed.shadow = await promote_shadow(kube, body, annotations.get(PROMOTE_SHADOW_ANNOTATION, ""), shadow)
         waiting_on_job = observed.migrating or observed.gate_running
         return derive(observed, previous), (MIGRATION_POLL_SECONDS if waiting_on_job else None)
 

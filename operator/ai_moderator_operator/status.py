@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .api import API_VERSION, KIND, BackupStatus, MaintenanceStatus, MigrationStatus, QualityGateStatus, RestoreStatus
+from .api import (
+    API_VERSION,
+    KIND,
+    BackupStatus,
+    MaintenanceStatus,
+    MigrationStatus,
+    QualityGateStatus,
+    RestoreStatus,
+    ShadowStatus,
+)
 from .naming import APPLY_NOW_ANNOTATION
 
 
@@ -77,10 +86,11 @@ class Observed:
     gate_failed: bool = False
     gate_running: bool = False
     maintenance: MaintenanceStatus | None = None
+    shadow: ShadowStatus | None = None
 
 
-def dumped(block: MigrationStatus | BackupStatus | RestoreStatus | QualityGateStatus | MaintenanceStatus | None
-           ) -> dict[str, Any] | None:
+def dumped(block: MigrationStatus | BackupStatus | RestoreStatus | QualityGateStatus | MaintenanceStatus
+           | ShadowStatus | None) -> dict[str, Any] | None:
     """A status block as it is stored (times as RFC 3339 with Z, no empty fields)."""
     return None if block is None else block.model_dump(mode="json", exclude_none=True)
 
@@ -184,7 +194,8 @@ def derive(o: Observed, previous: dict[str, Any]) -> dict[str, Any]:
     if o.rolled_out_version is not None:
         status["version"] = o.rolled_out_version
     for key, block in (("migration", dumped(o.migration)), ("backup", backup), ("restore", dumped(o.restore)),
-                       ("qualityGate", dumped(o.gate)), ("maintenance", dumped(o.maintenance))):
+                       ("qualityGate", dumped(o.gate)), ("maintenance", dumped(o.maintenance)),
+                       ("shadow", dumped(o.shadow))):
         if block is not None:
             status[key] = block
     if serving and degraded and reason != "BackupOverdue":

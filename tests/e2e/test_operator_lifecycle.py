@@ -364,3 +364,21 @@ def test_a_version_change_outside_the_maintenance_window_waits_until_apply_now(k
     stack = ready(kubectl, namespace, timeout=90)
     assert stack["status"]["version"] == "0.2.0"
     assert len(kubectl.items("jobs", namespace, "app.kubernetes.io/component=migration")) == 2
+
+
+def test_promoting_the_shadow_policy_makes_it_live(kubectl: Kubectl, namespace: str, operator) -> None:
+    shadow = {"version": "next", "thresholds": {"violence": 0.3}}
+    kubectl.apply(example(namespace, shadowPolicy=shadow))
+    ready(kubectl, namespace)
+    policy = kubectl.get("configmap", "demo-policy", namespace)["data"]
+    assert "violence: 0.3" in policy["shadow.yaml"] and "kill the process" in policy["shadow.yaml"]
+    stack = wait_until("a shadow summary attempt in status",
+                       lambda: (s := kubectl.get("mstack", "demo", namespace))["status"].get("shadow") and s, 60)
+    assert stack["status"]["shadow"]["windowSeconds"] == 3600, "kwok's pods answer nothing: a message, no numbers"
+    kubectl.run("annotate", "mstack", "demo", "-n", namespace, "moderation.ai-moderator.io/promote-shadow=1")
+    spec = wait_until("the shadow policy to become the live one", lambda: (
+        s := kubectl.get("mstack", "demo", namespace)["spec"]) and "shadowPolicy" not in s and s, 30)
+    assert spec["policy"] == {"version": "next", "thresholds": {"violence": 0.3}, "allowlist": ["kill the process"]}
+    wait_until("the policy ConfigMap to follow", lambda: "violence: 0.3" in kubectl.get(
+        "configmap", "demo-policy", namespace)["data"]["policy.yaml"], 30)
+    assert "shadow.yaml" not in kubectl.get("configmap", "demo-policy", namespace)["data"]

@@ -209,3 +209,21 @@ def test_the_quality_gate_job_gets_both_policies_and_the_golden_set_but_no_app_s
     first = quality_gate_job(ctx(qualityGate={}), "2.0.0", "shop-gate-1", "version: new\n", None)
     assert "--golden" not in first["spec"]["template"]["spec"]["containers"][0]["args"], "the image's dev set"
     assert "--baseline-policy" not in first["spec"]["template"]["spec"]["containers"][0]["args"]
+
+
+def test_the_shadow_policy_is_mounted_beside_the_live_one_with_its_allowlist_and_engine() -> None:
+    import yaml
+
+    shadowed = ctx(policy={"thresholds": {"sexual": 0.4}, "allowlist": ["kill the process"], "engine": "fast"},
+                   shadowPolicy={"version": "next", "thresholds": {"sexual": 0.3}})
+    children = by_kind(desired_children(shadowed))
+    data = children[("ConfigMap", "shop-policy")]["data"]
+    shadow = yaml.safe_load(data["shadow.yaml"])
+    assert shadow["thresholds"] == {"sexual": 0.3} and shadow["version"] == "next"
+    assert shadow["allowlist"] == ["kill the process"] and shadow["engine"] == "fast", "the same scores as live"
+    env = {e["name"]: e.get("value") for e in
+           children[("Deployment", "shop-worker")]["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["SHADOW_POLICY_FILE"] == "/etc/ai-moderator/policy/shadow.yaml"
+    plain = by_kind(desired_children(ctx()))
+    assert "shadow.yaml" not in plain[("ConfigMap", "shop-policy")]["data"]
+    assert "SHADOW_POLICY_FILE" not in str(plain[("Deployment", "shop-api")]), "no variable: existing stacks do not roll"

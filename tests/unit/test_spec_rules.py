@@ -10,7 +10,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from ai_moderator_operator.api import Strict, parse_spec
+from ai_moderator_operator.api import SHADOW_SHARES_SCORES, Strict, parse_spec
 from ai_moderator_operator.crdgen import CRD_FILE
 
 BAD = {
@@ -23,6 +23,7 @@ BAD = {
     "backup.storage: set pvc or s3, not both": {"backup": {"schedule": "0 3 * * *", "storage": {
         "pvc": {}, "s3": {"bucket": "bkt", "credentialsSecret": {"name": "s3"}}}}},
     "qualityGate.golden: set exactly one of configMapKeyRef or secretKeyRef": {"qualityGate": {"golden": {}}},
+    SHADOW_SHARES_SCORES: {"shadowPolicy": {"allowlist": ["x"]}},
     "resources.limits must be at least resources.requests (cpu, memory, ephemeral-storage)":
         {"api": {"resources": {"requests": {"memory": "1Gi"}, "limits": {"memory": "512Mi"}}}},
 }

@@ -12,6 +12,7 @@ from .app import (
     policy_config_map,
     policy_yaml,
     service_monitor,
+    shadow_policy_yaml,
     spec_policy_yaml,
     worker_deployment,
     worker_scaler,
@@ -35,7 +36,8 @@ from .jobs import (
 
 __all__ = ["Context", "Manifest", "S3_CREDENTIAL_KEYS", "app_secret", "backup_args",
            "backup_location", "backup_now_job", "desired_children", "final_backup_job", "migration_job",
-           "policy_yaml", "quality_gate_job", "restore_job", "spec_policy_yaml", "verify_cronjob"]
+           "policy_yaml", "quality_gate_job", "restore_job", "shadow_policy_yaml", "spec_policy_yaml",
+           "verify_cronjob"]
 
 
 def desired_children(ctx: Context) -> list[Manifest]:

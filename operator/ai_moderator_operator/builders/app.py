@@ -10,7 +10,17 @@ import yaml
 from ai_moderator_workload.engine.policy import Policy
 
 from ..naming import Component, selector
-from .common import Context, Manifest, app_container, app_volumes, metadata, pod_template, resources, secret_env
+from .common import (
+    SHADOW_FILE,
+    Context,
+    Manifest,
+    app_container,
+    app_volumes,
+    metadata,
+    pod_template,
+    resources,
+    secret_env,
+)
 
 API_PORT = 8000
 WORKER_METRICS_PORT = 9100
@@ -32,9 +42,22 @@ def policy_yaml(ctx: Context) -> str:
     return ctx.serving_policy if ctx.serving_policy is not None else spec_policy_yaml(ctx)
 
 
+def shadow_policy_yaml(ctx: Context) -> str | None:
+    """The shadow policy with the live policy's allowlist and engine: the two
+    decide on the same scores, which those two settings determine."""
+    if ctx.spec.shadowPolicy is None:
+        return None
+    live = Policy.model_validate(yaml.safe_load(policy_yaml(ctx)) or {})
+    shadow = ctx.spec.shadowPolicy.model_copy(update={"allowlist": live.allowlist, "engine": live.engine})
+    return yaml.safe_dump(shadow.model_dump(mode="json", exclude_defaults=True), sort_keys=True)
+
+
 def policy_config_map(ctx: Context) -> Manifest:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(ctx, ctx.names.policy, None),
-            "data": {"policy.yaml": policy_yaml(ctx)}}
+    data = {"policy.yaml": policy_yaml(ctx)}
+    shadow = shadow_policy_yaml(ctx)
+    if shadow is not None:
+        data[SHADOW_FILE] = shadow
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata(ctx, ctx.names.policy, None), "data": data}
 
 
 def _probe(path: str, port: int | str, period: int, failures: int) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from ..quantity import quantity
 Manifest = dict[str, Any]
 APP_UID = 10001
 POLICY_DIR = "/etc/ai-moderator/policy"
+SHADOW_FILE = "shadow.yaml"
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,8 @@ def app_env(ctx: Context) -> list[dict[str, Any]]:
         {"name": "RATE_LIMIT_BURST", "value": str(limits.rateLimitBurst)},
     ]
     # Only when set: a variable every stack had would roll all their pods on an operator upgrade.
+    if spec.shadowPolicy is not None:
+        env.append({"name": "SHADOW_POLICY_FILE", "value": f"{POLICY_DIR}/{SHADOW_FILE}"})
     if limits.dailyStorageQuotaPerKey is not None:
         quota = math.ceil(quantity(limits.dailyStorageQuotaPerKey) or 1)
         env.append({"name": "DAILY_STORAGE_QUOTA_BYTES", "value": str(quota)})

@@ -36,6 +36,8 @@ class FakeKube:
         self.writes: list[tuple[str, str, str]] = []  # (verb, kind, name)
         self.watch = watch
         self.refuse: dict[str, ApiError] = {}  # kind -> the error any apply of it gets
+        # (namespace, Service, path) -> what the Service answers through the API server's proxy
+        self.services: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._uids = itertools.count(1)
 
     @staticmethod
@@ -107,6 +109,13 @@ class FakeKube:
         obj = self.objects.pop((api_version, kind, namespace or "", name), None)
         if obj is not None and self.watch is not None:
             self.watch.observe("DELETED", obj)
+
+    async def service_get(self, namespace: str, service: str, port: str, path: str,
+                          params: dict[str, str] | None = None) -> dict[str, Any] | None:
+        answer = self.services.get((namespace, service, path))
+        if answer is None:
+            raise ApiError(503, "ServiceUnavailable", f'no endpoints available for service "{service}"')
+        return answer
 
     async def merge_patch(self, api_version: str, kind: str, namespace: str | None, name: str, patch: dict[str, Any],
                           subresource: str | None = None) -> dict[str, Any] | None:
