@@ -38,7 +38,7 @@ from .reconcile.quality_gate import quality_gate, spec_candidate
 from .reconcile.restore import restore_state, start_restore
 from .reconcile.secrets import ensure_generated, referenced_values
 from .reconcile.shadow import promote_shadow, shadow_status
-from .reconcile.window import waiting, window_hold
+from .reconcile.window import Hold, waiting, window_hold
 from .status import Observed, Workload, derive
 
 Block = TypeVar("Block", bound=BaseModel)
@@ -133,29 +133,11 @@ class Reconciler:
             # The app's children follow once the version to run is decided, so a
             # Deployment is only ever applied with that version.
             await self._ensure_all(desired_children(replace(ctx, rolled_out_version=None)))
-            rollout = Rollout(previous.get("version"), last_migration) if window.version else await migrate(
-                self.applier, self.outcomes, ctx, previous.get("version"), last_migration,
-                annotations.get(RETRY_MIGRATION_ANNOTATION, ""))
-            observed.migration, observed.migration_failed, observed.migrating = (
-                rollout.status, rollout.failed, rollout.running)
-            version = rollout.version
-            if gated:
-                version = previous.get("version")
-                if rollout.version == spec.version and not window.policy:
-                    gate = await quality_gate(self.applier, self.outcomes, ctx, spec.version, last_gate,
-                                              annotations.get(RETRY_QUALITY_GATE_ANNOTATION, ""), ctx.serving_policy)
-                    observed.gate, observed.gate_failed, observed.gate_running = gate.status, gate.failed, gate.running
-                    if gate.passed:
-                        version, ctx = spec.version, hashed(replace(ctx, serving_policy=None))
-            restore_request = annotations.get(RESTORE_ANNOTATION) or (spec.backup.restoreFrom if spec.backup else None)
-            observed.restore = last_restore
-            if restore_request and spec.backup is None:
-                observed.problem = ("RestoreRefused", f"cannot restore {restore_request}: spec.backup is not set, "
-                                                      "so there is no backup location to restore from")
-                restore_request = None
-            if restore_request and version is not None:
-                observed.restore_requested = True
-                observed.restore = await restore_state(self.applier, self.outcomes, ctx, restore_request, last_restore)
+            version, released = await self._version_to_run(ctx, observed, annotations, previous.get("version"),
+                                                            last_migration, last_gate, gated, window)
+            if released:
+                ctx = hashed(replace(ctx, serving_policy=None))
+            restore_request = await self._restore(ctx, observed, annotations, version, last_restore)
             hold = observed.restore_requested and observed.restore is not None and observed.restore.phase == "Running"
             ctx = replace(ctx, rolled_out_version=version, hold_app=hold)
             desired = desired_children(ctx)
@@ -182,6 +164,42 @@ class Reconciler:
         observed.shadow = await promote_shadow(kube, body, annotations.get(PROMOTE_SHADOW_ANNOTATION, ""), shadow)
         waiting_on_job = observed.migrating or observed.gate_running
         return derive(observed, previous), (MIGRATION_POLL_SECONDS if waiting_on_job else None)
+
+    async def _version_to_run(self, ctx: Context, observed: Observed, annotations: dict[str, str],
+                              rolled: str | None, last_migration: MigrationStatus | None,
+                              last_gate: QualityGateStatus | None, gated: bool, window: Hold
+                              ) -> tuple[str | None, bool]:
+        """The version the app runs after this pass -- the spec's once its
+        migration succeeded (and its window is open, and its quality gate
+        passed) -- and whether the spec's policy was released by the gate now."""
+        spec = ctx.spec
+        rollout = Rollout(rolled, last_migration) if window.version else await migrate(
+            self.applier, self.outcomes, ctx, rolled, last_migration, annotations.get(RETRY_MIGRATION_ANNOTATION, ""))
+        observed.migration, observed.migration_failed, observed.migrating = (
+            rollout.status, rollout.failed, rollout.running)
+        if not gated:
+            return rollout.version, False
+        if rollout.version != spec.version or window.policy:
+            return rolled, False
+        gate = await quality_gate(self.applier, self.outcomes, ctx, spec.version, last_gate,
+                                  annotations.get(RETRY_QUALITY_GATE_ANNOTATION, ""), ctx.serving_policy)
+        observed.gate, observed.gate_failed, observed.gate_running = gate.status, gate.failed, gate.running
+        return (spec.version, True) if gate.passed else (rolled, False)
+
+    async def _restore(self, ctx: Context, observed: Observed, annotations: dict[str, str], version: str | None,
+                       last_restore: RestoreStatus | None) -> str | None:
+        """The restore asked for (annotation or spec.backup.restoreFrom) and its state, into `observed`."""
+        backup = ctx.spec.backup
+        request = annotations.get(RESTORE_ANNOTATION) or (backup.restoreFrom if backup else None)
+        observed.restore = last_restore
+        if request and backup is None:
+            observed.problem = ("RestoreRefused", f"cannot restore {request}: spec.backup is not set, "
+                                                  "so there is no backup location to restore from")
+            return None
+        if request and version is not None:
+            observed.restore_requested = True
+            observed.restore = await restore_state(self.applier, self.outcomes, ctx, request, last_restore)
+        return request
 
     async def _ensure_all(self, manifests: list[dict[str, Any]]) -> None:
         await asyncio.gather(*(self.applier.ensure(m) for m in manifests))
