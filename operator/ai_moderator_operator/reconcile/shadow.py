@@ -29,20 +29,28 @@ async def shadow_status(kube: Kube, ctx: Context, previous: ShadowStatus | None,
     promoted = previous.promoted if previous else None
     if ctx.spec.shadowPolicy is None:
         return ShadowStatus(promoted=promoted) if promoted else None
-    if previous is not None and previous.observedAt is not None and now - previous.observedAt < REFRESH:
+    # Until there are numbers, ask on every pass: a new shadow policy shows its first ones within a minute.
+    if previous is not None and previous.decisions and previous.observedAt and now - previous.observedAt < REFRESH:
         return previous
     try:
         summary = await kube.service_get(ctx.namespace, ctx.names.api, "http", "/shadow/summary",
                                          {"seconds": str(SUMMARY_SECONDS)})
     except (ApiError, aiohttp.ClientError, TimeoutError) as exc:
-        return ShadowStatus(observedAt=now, windowSeconds=SUMMARY_SECONDS, promoted=promoted,
-                            message=f"the API did not answer the summary: {str(exc)[:200]}")
+        failed = ShadowStatus(observedAt=now, windowSeconds=SUMMARY_SECONDS, promoted=promoted,
+                              message=f"the API did not answer the summary: {str(exc)[:200]}")
+        return previous if previous is not None and _same(previous, failed) else failed
     summary = summary or {}
     decisions = int(summary.get("decisions") or 0)
-    return ShadowStatus(observedAt=now, windowSeconds=SUMMARY_SECONDS, decisions=decisions,
-                        liveFlagRate=_rate(summary.get("liveFlagged"), decisions),
-                        shadowFlagRate=_rate(summary.get("shadowFlagged"), decisions),
-                        agreement=summary.get("agreement"), policy=summary.get("shadowPolicy"), promoted=promoted)
+    fresh = ShadowStatus(observedAt=now, windowSeconds=SUMMARY_SECONDS, decisions=decisions,
+                         liveFlagRate=_rate(summary.get("liveFlagged"), decisions),
+                         shadowFlagRate=_rate(summary.get("shadowFlagged"), decisions),
+                         agreement=summary.get("agreement"), policy=summary.get("shadowPolicy"), promoted=promoted)
+    return previous if previous is not None and _same(previous, fresh) else fresh
+
+
+def _same(a: ShadowStatus, b: ShadowStatus) -> bool:
+    """The same numbers: keeping the old block (and its time) saves a status write."""
+    return a.model_dump(exclude={"observedAt"}) == b.model_dump(exclude={"observedAt"})
 
 
 def promoted_spec(spec: dict[str, Any]) -> dict[str, Any]:

@@ -59,3 +59,14 @@ async def test_a_promotion_without_a_shadow_policy_changes_nothing(world: World)
     body = {"metadata": {"name": "shop", "namespace": NS}, "spec": {"version": "1.0.0"}}
     status = await promote_shadow(world.kube, body, "t1", ShadowStatus())
     assert status.promoted == "t1" and world.kube.writes == []
+
+
+async def test_until_there_are_numbers_the_api_is_asked_on_every_pass_without_rewriting_status(world: World) -> None:
+    ctx = context(shadowPolicy=SHADOW)
+    world.kube.services[(NS, "shop-api", "/shadow/summary")] = {**SUMMARY, "decisions": 0, "liveFlagged": 0,
+                                                                 "shadowFlagged": 0, "agreement": None}
+    empty = await shadow_status(world.kube, ctx, None, NOW)
+    assert await shadow_status(world.kube, ctx, empty, NOW + timedelta(minutes=1)) is empty, "same numbers: no write"
+    world.kube.services[(NS, "shop-api", "/shadow/summary")] = SUMMARY
+    first = await shadow_status(world.kube, ctx, empty, NOW + timedelta(minutes=2))
+    assert first.decisions == 200, "asked again within a minute, not after five"
