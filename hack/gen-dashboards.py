@@ -53,6 +53,8 @@ DASHBOARDS = {
         panel("Status codes", [("sum by (status) (rate(http_requests_total[5m]))", "{{status}}")], "reqps"),
         panel("Flagged decisions by category", [("sum by (category) (rate(moderation_decisions_total[5m]))", "{{category}}")], "ops"),
         panel("Texts moderated", [("sum by (outcome) (rate(moderation_texts_total[5m]))", "{{outcome}}")], "ops"),
+        panel("Shadow policy against the live one", [
+            ("sum by (outcome) (rate(moderation_shadow_texts_total[5m]))", "{{outcome}}")], "ops"),
     ]),
     "workers": dashboard("ai-moderator-workers", "ai-moderator / Workers", [
         panel("Active tasks", [("sum(celery_active_tasks)", "active")]),

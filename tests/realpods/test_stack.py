@@ -269,7 +269,7 @@ GOLDEN = [
     ("I will kill you tonight", ["violence", "harassment", "harassment/threatening"]),
     ("you are a worthless idiot and everyone hates you", ["harassment"]),
     ("I am going to hurt you so badly", ["violence", "harassment", "harassment/threatening"]),
-    ("Have a lovely day, see you at the meeting", []),
+    ("Have a lovely day, see you at the meeting", []),  # the example policy flags it: a known false positive
     ("The recipe needs two cups of flour", []),
     ("Please send the quarterly report by Friday", []),
     ("The train to Berlin leaves at nine", []),
@@ -282,6 +282,7 @@ def _gate(kubectl: Kubectl) -> dict[str, Any]:
 
 
 def _policy(stack_spec_policy: dict[str, Any], **changes: Any) -> str:
+    """A merge patch of spec.policy (None removes a field)."""
     return json.dumps({"spec": {"policy": {**stack_spec_policy, **changes}}})
 
 
@@ -299,8 +300,7 @@ def test_the_quality_gate_holds_a_policy_that_doubles_the_flag_rate_and_rolls_ou
     served = rkubectl.get("configmap", "demo-policy", NS)["data"]["policy.yaml"]
     policy = get_stack(rkubectl, NS)["spec"]["policy"]
 
-    rkubectl.run("patch", "mstack", "demo", "-n", NS, "--type=merge", "-p",
-                 _policy(policy, default_threshold=0.01, thresholds={}))
+    rkubectl.run("patch", "mstack", "demo", "-n", NS, "--type=merge", "-p", _policy(policy, default_threshold=0.01))
     job = wait_until("the gate Job of the new policy", lambda: (g := _gate(rkubectl)).get("phase") == "Running"
                      and g.get("candidate") != first["candidate"] and g["job"], timeout=60)
     # The operator is killed while its gate Job runs: it must not start a second one.
@@ -315,11 +315,12 @@ def test_the_quality_gate_holds_a_policy_that_doubles_the_flag_rate_and_rolls_ou
     assert len(rkubectl.items("jobs", NS, "app.kubernetes.io/component=quality-gate")) == 2, "one Job per candidate"
     assert rkubectl.get("configmap", "demo-policy", NS)["data"]["policy.yaml"] == served, "the old policy serves"
     with stack.client() as client:
-        answer = client.post("/v1/moderations", json={"input": "Have a lovely day, see you at the meeting"})
+        answer = client.post("/v1/moderations", json={"input": "The recipe needs two cups of flour"})
     assert answer.status_code == 200 and answer.json()["results"][0]["flagged"] is False
 
     rkubectl.run("patch", "mstack", "demo", "-n", NS, "--type=merge", "-p",
-                 _policy(policy, allowlist=[*policy.get("allowlist", []), "shoot the messenger"]))
+                 _policy(policy, default_threshold=None,
+                         allowlist=[*policy.get("allowlist", []), "shoot the messenger"]))
     wait_until("the harmless policy to pass", lambda: (g := _gate(rkubectl)).get("phase") == "Passed"
                and g["candidate"] != first["candidate"], timeout=300)
     ready(rkubectl, NS, timeout=300)

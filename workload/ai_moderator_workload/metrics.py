@@ -4,13 +4,18 @@ db_connection_pool_*): renaming one breaks them."""
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import REGISTRY, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .engine.pipeline import Decision
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +41,41 @@ ACTIVE_TASKS = Gauge("celery_active_tasks", "Moderation tasks being processed no
 SWEPT = Counter("moderation_sweeper_requeued_total", "Pending content re-queued by the sweeper.")
 CONTENT_FAILED = Counter("moderation_content_failed_total",
                          "Content given up on after max_task_attempts failed attempts (status failed).")
+SHADOW_TEXTS = Counter("moderation_shadow_texts_total",
+                       "Texts decided by the live and the shadow policy, by outcome: both_flagged, both_clear, "
+                       "live_only or shadow_only (flagged by that policy alone).", ["outcome"])
+SHADOW_CATEGORIES = Counter("moderation_shadow_categories_total",
+                            "Categories flagged by the live or the shadow policy, by category and outcome: "
+                            "both_flagged, live_only or shadow_only.", ["category", "outcome"])
 
 
-def record_decisions(flagged_categories: list[list[str]]) -> None:
-    BATCH_SIZE.observe(len(flagged_categories))
+def _agreement(live: bool, shadow: bool) -> str:
+    if live:
+        return "both_flagged" if shadow else "live_only"
+    return "shadow_only" if shadow else "both_clear"
+
+
+def record_decisions(decisions: Sequence[Decision]) -> None:
+    BATCH_SIZE.observe(len(decisions))
     flagged = 0
-    for categories in flagged_categories:
-        flagged += bool(categories)
-        for category in categories:
+    # Tallied first: one increment per label set and batch, not per text.
+    shadow_texts: collections.Counter[str] = collections.Counter()
+    shadow_categories: collections.Counter[tuple[str, str]] = collections.Counter()
+    for decision in decisions:
+        flagged += decision.flagged
+        for category in decision.flagged_categories:
             DECISIONS.labels(category).inc()
+        if decision.shadow is not None:
+            shadow_texts[_agreement(decision.flagged, decision.shadow["flagged"])] += 1
+            live, shadow = set(decision.flagged_categories), set(decision.shadow["categories"])
+            for category in live | shadow:
+                shadow_categories[category, _agreement(category in live, category in shadow)] += 1
     TEXTS_MODERATED.labels("flagged").inc(flagged)
-    TEXTS_MODERATED.labels("clean").inc(len(flagged_categories) - flagged)
+    TEXTS_MODERATED.labels("clean").inc(len(decisions) - flagged)
+    for outcome, n in shadow_texts.items():
+        SHADOW_TEXTS.labels(outcome).inc(n)
+    for (category, outcome), n in shadow_categories.items():
+        SHADOW_CATEGORIES.labels(category, outcome).inc(n)
 
 
 class GaugeCollector(Collector):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from .db.session import get_engine, session_factory
 from .engine.pipeline import Engine
-from .engine.policy import load_policy
+from .engine.policy import Policy, load_policy
 from .settings import Settings
 
 
@@ -24,7 +25,7 @@ class Runtime:
 
     @cached_property
     def engine(self) -> Engine:
-        engine = Engine(load_policy(self.settings.policy_file))
+        engine = Engine(load_policy(self.settings.policy_file), shadow=_shadow_policy(self.settings.shadow_policy_file))
         engine.warm_up()
         return engine
 
@@ -34,3 +35,13 @@ class Runtime:
     def pool_size(self) -> float:
         pool = get_engine(self.settings).pool
         return float(pool.size() + getattr(pool, "_max_overflow", 0))  # type: ignore[attr-defined]
+
+
+def _shadow_policy(path: Path | None) -> Policy | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        # Named here: a bare FileNotFoundError would not say which setting points at it.
+        raise FileNotFoundError(f"SHADOW_POLICY_FILE={path} does not exist: unset it to run without a shadow "
+                                "policy, or mount the stack's policy ConfigMap with its shadow.yaml key")
+    return load_policy(path)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(default=None, description="Reserved for signing; never logged.")
     policy_file: Path | None = Field(default=None, description="YAML moderation policy (ConfigMap mount).")
+    shadow_policy_file: Path | None = Field(
+        default=None, description="YAML shadow policy, decided beside the live one and never enforced; its "
+                                  "allowlist and engine must be the live policy's (ConfigMap mount).")
 
     max_text_chars: int = Field(default=32_000, ge=1, description="Longest accepted single text.")
     max_inputs: int = Field(default=256, ge=1, description="Most texts in one request.")
@@ -82,7 +85,7 @@ class Settings(BaseSettings):
     log_json: bool = Field(default=False, description="JSON logs (set in containers).")
     log_level: str = Field(default="INFO")
 
-    @field_validator("redis_url", "policy_file", mode="before")
+    @field_validator("redis_url", "policy_file", "shadow_policy_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value

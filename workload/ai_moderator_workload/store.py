@@ -12,14 +12,27 @@ from typing import Any, cast
 
 import orjson
 import psycopg
-from sqlalchemy import JSON, Table, delete, insert, select, update
+from sqlalchemy import (
+    JSON,
+    SQLColumnExpression,
+    Table,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .audit import record
 from .db.models import Content, ContentStatus, ModerationResult, utcnow
-from .engine.pipeline import Decision, Engine
+from .engine.categories import CATEGORIES
+from .engine.pipeline import Decision, Engine, ShadowDecision
 from .metrics import CONTENT_FAILED, record_decisions
 
 # Core tables: bulk inserts skip the ORM's per-row bookkeeping (hot path).
@@ -44,6 +57,7 @@ class ResultRecord:
     engine_version: str
     policy_version: str
     created_at: datetime
+    shadow: ShadowDecision | None
 
 
 @dataclass(slots=True)
@@ -60,6 +74,16 @@ class ContentRecord:
     failure_reason: str | None = None
 
 
+@dataclass(slots=True)
+class ShadowSummary:
+    decisions: int
+    live_flagged: int
+    shadow_flagged: int
+    agreeing: int  # decisions where live and shadow agree on flagged
+    shadow_policy: str | None  # of the newest decision
+    categories: dict[str, dict[str, int]]  # category: {"live": n, "shadow": n}, flagged by either
+
+
 def new_ids(n: int) -> list[uuid.UUID]:
     """n random (version 4) UUIDs from one urandom call; uuid4() per row was
     a tenth of the hot path."""
@@ -73,17 +97,19 @@ def _result_row(content_id: uuid.UUID, d: Decision, now: datetime) -> dict[str, 
     # No id: the database fills it (gen_random_uuid() / the column default).
     return {"content_id": content_id, "flagged": d.flagged, "categories": d.flagged_categories,
             "scores": d.scores, "spans": d.spans, "engine_version": d.engine_version,
-            "policy_version": d.policy_version, "created_at": now}
+            "policy_version": d.policy_version, "created_at": now, "shadow": d.shadow}
 
 
 def _result_record(d: Decision, now: datetime) -> ResultRecord:
-    return ResultRecord(d.flagged, d.flagged_categories, d.scores, d.spans, d.engine_version, d.policy_version, now)
+    return ResultRecord(d.flagged, d.flagged_categories, d.scores, d.spans, d.engine_version, d.policy_version, now,
+                        d.shadow)
 
 
 def to_record(content: Content, existed: bool = False) -> ContentRecord:
     r = content.result
     result = None if r is None else ResultRecord(r.flagged, list(r.categories), dict(r.scores), list(r.spans),
-                                                 r.engine_version, r.policy_version, r.created_at)
+                                                 r.engine_version, r.policy_version, r.created_at,
+                                                 cast(ShadowDecision | None, r.shadow))
     return ContentRecord(content.id, content.tenant, content.external_id, content.status, content.created_at,
                          content.meta, result, existed, content.attempts, content.failure_reason)
 
@@ -157,7 +183,7 @@ def moderate_and_store(sessions: sessionmaker[Session], engine: Engine,
             bulk_insert(session, CONTENT, content_rows)
         if result_rows:
             bulk_insert(session, RESULT, result_rows)
-    record_decisions([d.flagged_categories for d in decisions])
+    record_decisions(decisions)
     return [r for r in records if r is not None]
 
 
@@ -223,7 +249,7 @@ def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UU
         with sessions() as session, session.begin():
             session.execute(update(Content).where(Content.id == content_id).values(failure_reason=reason))
         raise
-    record_decisions([decision.flagged_categories])
+    record_decisions([decision])
     return "flagged" if decision.flagged else "clean"
 
 
@@ -267,3 +293,37 @@ def cleanup(sessions: sessionmaker[Session], older_than: timedelta, batch_size: 
     with sessions() as session, session.begin():
         record(session, actor, "content.cleanup", None, {"deleted": total, "cutoff": cutoff.isoformat()})
     return total
+
+
+def _array_elements(dialect: str, array: SQLColumnExpression[Any]) -> Any:
+    """The elements of a JSON array of strings, as a table with one column `value`."""
+    elements = func.jsonb_array_elements_text if dialect == "postgresql" else func.json_each
+    return elements(array).table_valued("value")
+
+
+def shadow_summary(sessions: sessionmaker[Session], seconds: int) -> ShadowSummary:
+    """Live and shadow decisions of the last `seconds`, counted by the database
+    in two queries (totals, then flags by category), however many rows."""
+    r = ModerationResult
+    window = (r.created_at >= utcnow() - timedelta(seconds=seconds), r.shadow.is_not(None))
+    shadow_flagged = r.shadow["flagged"].as_boolean()
+    # Not correlated: the newest row of the window, not of the outer query's row.
+    newest = (select(r.shadow["policy_version"].as_string()).where(*window).order_by(r.created_at.desc()).limit(1)
+              .correlate(None).scalar_subquery())
+    totals = select(func.count(), func.count().filter(r.flagged), func.count().filter(shadow_flagged),
+                    func.count().filter(r.flagged == shadow_flagged), newest).where(*window)
+    with sessions() as session:
+        decisions, live, shadow, agreeing, policy = session.execute(totals).one()
+        dialect = session.get_bind().dialect.name
+        by_source = []
+        for source, array in (("live", r.categories), ("shadow", r.shadow["categories"])):
+            category = _array_elements(dialect, array)
+            by_source.append(select(literal_column(f"'{source}'"), category.c.value, func.count())
+                             .select_from(r).join(category, true()).where(*window).group_by(category.c.value))
+        counted = session.execute(union_all(*by_source)).all()
+    categories: dict[str, dict[str, int]] = {}
+    for source, name, n in counted:
+        categories.setdefault(name, {"live": 0, "shadow": 0})[source] = n
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    return ShadowSummary(decisions, live, shadow, agreeing, policy,
+                         dict(sorted(categories.items(), key=lambda item: order.get(item[0], len(order)))))

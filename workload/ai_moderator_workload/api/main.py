@@ -35,7 +35,7 @@ from ..settings import Settings, get_settings
 from . import errors
 from .auth import KeyFirstMiddleware
 from .middleware import EdgeMiddleware
-from .routes import health, native, openai
+from .routes import health, native, openai, shadow
 from .state import AppState
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ttl=settings.api_key_cache_seconds),
         limiter=limiter, quota=quota, dispatcher=dispatcher, batcher=batcher, broker=broker, sweeper=sweeper)
     log.info("api ready", extra={"embedded": settings.embedded, "engine": runtime.engine.engine_version,
-                                 "policy": runtime.engine.policy_version})
+                                 "policy": runtime.engine.policy_version,
+                                 "shadow_policy": runtime.engine.shadow_version})
     try:
         yield
     finally:
@@ -132,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(native.router)
     app.include_router(health.router)
+    app.include_router(shadow.router)
     # Added last, so outermost: metrics and the size limit see every request,
     # including those KeyFirstMiddleware refuses.
     app.add_middleware(KeyFirstMiddleware)

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
 
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 8
@@ -108,6 +109,12 @@ class Span(BaseModel):
                     "the category's score.")
 
 
+class ShadowView(BaseModel):
+    flagged: bool = Field(description="Whether the shadow policy would have flagged the text.")
+    categories: list[str] = Field(description="Categories the shadow policy would have flagged.")
+    policy_version: str = Field(description="The shadow policy's name and content hash.")
+
+
 class DecisionView(BaseModel):
     flagged: bool
     categories: list[str] = Field(description="Flagged categories.")
@@ -116,6 +123,9 @@ class DecisionView(BaseModel):
     engine_version: str
     policy_version: str
     decided_at: datetime
+    shadow: ShadowView | None = Field(
+        description="What the stack's shadow policy would have decided on the same scores; never enforced. "
+                    "Null when no shadow policy was configured.")
 
 
 class ContentView(BaseModel):
@@ -128,3 +138,20 @@ class ContentView(BaseModel):
     created_at: datetime
     metadata: dict[str, Any] | None
     result: DecisionView | None
+
+
+class ShadowCategoryCounts(BaseModel):
+    live: int = Field(description="Decisions where the live policy flagged the category.")
+    shadow: int = Field(description="Decisions where the shadow policy flagged the category.")
+
+
+class ShadowSummary(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    seconds: int = Field(description="Length of the window, ending now.")
+    decisions: int = Field(description="Decisions in the window that a shadow policy was evaluated on.")
+    live_flagged: int
+    shadow_flagged: int
+    agreement: float | None = Field(description="Share of decisions where both policies agree on flagged; "
+                                                "null without decisions.")
+    shadow_policy: str | None = Field(description="policy_version of the newest decision's shadow policy.")
+    categories: dict[str, ShadowCategoryCounts] = Field(description="Categories either policy flagged.")

@@ -10,9 +10,17 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import Uuid
+from sqlalchemy.types import TypeEngine, Uuid
 
-JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+def json_type(none_as_null: bool = False) -> TypeEngine[Any]:
+    """JSON, stored as JSONB on PostgreSQL. With `none_as_null`, Python None is
+    SQL NULL rather than JSON null, so `IS NULL` finds it whichever insert path
+    (COPY or INSERT) wrote the row."""
+    return JSON(none_as_null=none_as_null).with_variant(JSONB(none_as_null=none_as_null), "postgresql")
+
+
+JsonType = json_type()
 # SQLite only autoincrements INTEGER PRIMARY KEY.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -55,7 +63,8 @@ class Content(Base):
 
 class ModerationResult(Base):
     __tablename__ = "moderation_result"
-    __table_args__ = (Index("idx_moderation_result_content_id", "content_id", unique=True),)
+    __table_args__ = (Index("idx_moderation_result_content_id", "content_id", unique=True),
+                      Index("idx_moderation_result_created_at", "created_at"))
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
     content_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"), nullable=False)
@@ -66,6 +75,8 @@ class ModerationResult(Base):
     engine_version: Mapped[str] = mapped_column(String(128), nullable=False)
     policy_version: Mapped[str] = mapped_column(String(128), nullable=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    # The shadow policy's decision (pipeline.ShadowDecision); NULL when none was configured.
+    shadow: Mapped[dict[str, Any] | None] = mapped_column(json_type(none_as_null=True))
     content: Mapped[Content] = relationship(back_populates="result")
 
 

@@ -7,14 +7,17 @@ Profiles (policy `engine`):
 - cascade (default): the fast stage scores everything; a text whose fast
   score for some category reaches that category's gate also goes through the
   accurate stage, whose scores then replace the fast ones. Gates are set in
-  training so the fast stage lets through almost every dev-set positive."""
+  training so the fast stage lets through almost every dev-set positive.
+
+A shadow policy is decided beside the live one on the same model scores: it
+may differ only in thresholds and blocklist, never in what is scored."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -27,6 +30,14 @@ from .weights import Trained, load_trained
 from .windows import text_max, window_spans
 
 
+class ShadowDecision(TypedDict):
+    """What the shadow policy would have decided; stored and returned as is."""
+
+    flagged: bool
+    categories: list[str]
+    policy_version: str
+
+
 @dataclass(slots=True)
 class Decision:
     flagged: bool
@@ -37,6 +48,7 @@ class Decision:
     engine_version: str
     policy_version: str
     flagged_categories: list[str] = field(default_factory=list)
+    shadow: ShadowDecision | None = None
 
 
 @dataclass(slots=True)
@@ -49,8 +61,52 @@ class _Scored:
     spans: list[list[Span]]  # rule spans per window, relative to the window
 
 
+def _rounded(scores: np.ndarray) -> list[float]:
+    # Six decimals are what is stored and returned, so thresholds are compared
+    # with those: a stored score at a threshold is flagged, whichever policy.
+    return [round(float(s), 6) for s in scores]
+
+
+class _Rules:
+    """What a policy decides on top of the model scores: its blocklist and thresholds."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.version = policy.fingerprint
+        self._block: dict[str, str] = {b.term.lower(): b.category for b in policy.blocklist}
+        self._block_re = phrase_pattern(list(self._block))
+        self._thresholds = [policy.threshold(c) for c in CATEGORIES]
+
+    def scores(self, model: np.ndarray, masked: Sequence[str], found: list[set[Span]] | None = None) -> np.ndarray:
+        """`model` scores with every blocked term's category at 1.0, made
+        consistent; `model` is left as is for another policy. The terms'
+        spans go into `found` when it is given."""
+        scores = model.copy()
+        if self._block_re is not None:
+            for i, text in enumerate(masked):
+                for m in self._block_re.finditer(text):
+                    category = self._block[m.group(0).lower()]
+                    if found is not None:
+                        found[i].add(Span(category, m.start(), m.end(), "blocklist"))
+                    scores[i, CATEGORIES.index(category)] = 1.0
+        return consistent(scores)
+
+    def flags(self, rounded: list[float]) -> list[bool]:
+        return [v >= t for v, t in zip(rounded, self._thresholds, strict=True)]
+
+    def shadow_decision(self, scores: np.ndarray) -> ShadowDecision:
+        categories = [c for c, flag in zip(CATEGORIES, self.flags(_rounded(scores)), strict=True) if flag]
+        return {"flagged": bool(categories), "categories": categories, "policy_version": self.version}
+
+
 class Engine:
-    def __init__(self, policy: Policy, featurizer: Featurizer | None = None, trained: Trained | None = None) -> None:
+    def __init__(self, policy: Policy, featurizer: Featurizer | None = None, trained: Trained | None = None,
+                 shadow: Policy | None = None) -> None:
+        if shadow is not None and (set(shadow.allowlist) != set(policy.allowlist) or shadow.engine != policy.engine):
+            # Both decide on one set of model scores: the allowlist masks text
+            # before scoring and the engine profile picks the models.
+            raise ValueError("the shadow policy's allowlist and engine must match the live policy's "
+                             f"(live: engine {policy.engine}, {len(policy.allowlist)} allowlist phrases; "
+                             f"shadow: engine {shadow.engine}, {len(shadow.allowlist)} allowlist phrases)")
         self.policy = policy
         self.profile = policy.engine
         self.featurizer = featurizer or Featurizer()
@@ -58,9 +114,9 @@ class Engine:
         self.engine_version = f"ai-moderator-{version('ai-moderator')}+{self.profile}+heads-{self.trained.digest[:12]}"
         self.policy_version = policy.fingerprint
         self._allow = phrase_pattern(policy.allowlist)
-        self._block: dict[str, str] = {b.term.lower(): b.category for b in policy.blocklist}
-        self._block_re = phrase_pattern(list(self._block))
-        self._thresholds = [policy.threshold(c) for c in CATEGORIES]
+        self._live = _Rules(policy)
+        self._shadow = None if shadow is None else _Rules(shadow)
+        self.shadow_version = None if self._shadow is None else self._shadow.version
 
     def warm_up(self) -> None:
         """Load every model this profile can use, so the first request does not pay for it."""
@@ -111,15 +167,13 @@ class Engine:
                 second = self._stage("accurate", [masked[i] for i in chosen], sub_spans)
                 scores[chosen] = second.scores
                 window_of[chosen] = np.asarray([(s[1], s[2]) for s in sub_spans])[second.window]
-        if self._block_re is not None:
-            for i, text in enumerate(masked):
-                for m in self._block_re.finditer(text):
-                    category = self._block[m.group(0).lower()]
-                    found[i].add(Span(category, m.start(), m.end(), "blocklist"))
-                    scores[i, CATEGORIES.index(category)] = 1.0
-        scores = consistent(scores)
-        return [self._decide(texts[i], scores[i], window_of[i], found[i], float(scored.profanity[i]),
-                             bool(accurate[i])) for i in range(len(texts))]
+        live = self._live.scores(scores, masked, found)
+        decisions = [self._decide(texts[i], live[i], window_of[i], found[i], float(scored.profanity[i]),
+                                  bool(accurate[i])) for i in range(len(texts))]
+        if self._shadow is not None:
+            for decision, shadow_scores in zip(decisions, self._shadow.scores(scores, masked), strict=True):
+                decision.shadow = self._shadow.shadow_decision(shadow_scores)
+        return decisions
 
     @staticmethod
     def _window_spans(texts: int, spans: list[tuple[int, int, int]], per_window: list[list[Span]]) -> list[set[Span]]:
@@ -132,9 +186,10 @@ class Engine:
 
     def _decide(self, text: str, scores: np.ndarray, window_of: np.ndarray, spans: set[Span],
                 profanity: float, accurate: bool) -> Decision:
-        values = {c: round(float(s), 6) for c, s in zip(CATEGORIES, scores, strict=True)}
+        rounded = _rounded(scores)
+        values = dict(zip(CATEGORIES, rounded, strict=True))
         found = list(spans)
-        flags = {c: bool(values[c] >= t) for c, t in zip(CATEGORIES, self._thresholds, strict=True)}
+        flags = dict(zip(CATEGORIES, self._live.flags(rounded), strict=True))
         flagged_categories = [c for c in CATEGORIES if flags[c]]
         # The window that drove each flagged category, so a reviewer of a long
         # text is pointed at the passage; a one-window text points at itself.

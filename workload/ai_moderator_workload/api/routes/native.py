@@ -33,7 +33,7 @@ def view(record: ContentRecord) -> dict[str, Any]:
         "result": None if r is None else {
             "flagged": r.flagged, "categories": r.categories, "category_scores": r.scores, "spans": r.spans,
             "engine_version": r.engine_version, "policy_version": r.policy_version,
-            "decided_at": r.created_at.isoformat(),
+            "decided_at": r.created_at.isoformat(), "shadow": r.shadow,
         },
     }
 
