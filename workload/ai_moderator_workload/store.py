@@ -75,7 +75,7 @@ class ContentRecord:
 
 
 @dataclass(slots=True)
-class ShadowSummary:
+class ShadowCounts:
     decisions: int
     live_flagged: int
     shadow_flagged: int
@@ -301,7 +301,7 @@ def _array_elements(dialect: str, array: SQLColumnExpression[Any]) -> Any:
     return elements(array).table_valued("value")
 
 
-def shadow_summary(sessions: sessionmaker[Session], seconds: int) -> ShadowSummary:
+def shadow_summary(sessions: sessionmaker[Session], seconds: int) -> ShadowCounts:
     """Live and shadow decisions of the last `seconds`, counted by the database
     in two queries (totals, then flags by category), however many rows."""
     r = ModerationResult
@@ -325,5 +325,5 @@ def shadow_summary(sessions: sessionmaker[Session], seconds: int) -> ShadowSumma
     for source, name, n in counted:
         categories.setdefault(name, {"live": 0, "shadow": 0})[source] = n
     order = {c: i for i, c in enumerate(CATEGORIES)}
-    return ShadowSummary(decisions, live, shadow, agreeing, policy,
+    return ShadowCounts(decisions, live, shadow, agreeing, policy,
                          dict(sorted(categories.items(), key=lambda item: order.get(item[0], len(order)))))
