@@ -277,8 +277,12 @@ GOLDEN = [
 ]
 
 
+def _status(kubectl: Kubectl) -> dict[str, Any]:
+    return (get_stack(kubectl, NS) or {}).get("status") or {}
+
+
 def _gate(kubectl: Kubectl) -> dict[str, Any]:
-    return (get_stack(kubectl, NS) or {}).get("status", {}).get("qualityGate") or {}
+    return _status(kubectl).get("qualityGate") or {}
 
 
 def _policy(stack_spec_policy: dict[str, Any], **changes: Any) -> str:
@@ -325,3 +329,24 @@ def test_the_quality_gate_holds_a_policy_that_doubles_the_flag_rate_and_rolls_ou
                and g["candidate"] != first["candidate"], timeout=300)
     ready(rkubectl, NS, timeout=300)
     assert "shoot the messenger" in rkubectl.get("configmap", "demo-policy", NS)["data"]["policy.yaml"]
+
+
+def test_a_shadow_policy_is_decided_beside_the_live_one_and_summarised_in_status(
+        rkubectl: Kubectl, stack: Api) -> None:
+    rkubectl.run("patch", "mstack", "demo", "-n", NS, "--type=merge", "-p",
+                 json.dumps({"spec": {"shadowPolicy": {"version": "trial", "default_threshold": 0.01}}}))
+    wait_until("the API pods to carry the shadow policy", lambda: "SHADOW_POLICY_FILE" in json.dumps(
+        rkubectl.get("deployment", "demo-api", NS)["spec"]["template"]), timeout=60)
+    rkubectl.run("rollout", "status", "deployment/demo-api", "-n", NS, "--timeout=300s")
+    wait_endpoints(rkubectl, NS, "demo-api", count=2)
+    texts = [t for t, _ in GOLDEN]
+    with stack.client() as client:
+        # One request: its decisions are stored together, so a summary sees all of them or none.
+        assert client.post("/v1/moderations", json={"input": texts}).status_code == 200
+        decided = client.post("/api/v1/moderate", json={"text": "The train to Berlin leaves at nine"}).json()
+    assert decided["result"]["flagged"] is False and decided["result"]["shadow"]["flagged"] is True
+    assert decided["result"]["shadow"]["policy_version"].startswith("trial@")
+    shadow = wait_until("the operator's summary of the shadow policy", lambda: (
+        s := _status(rkubectl).get("shadow") or {}).get("decisions", 0) >= len(texts) and s, timeout=240)
+    assert shadow["shadowFlagRate"] > shadow["liveFlagRate"] and shadow["agreement"] < 1, shadow
+    assert shadow["policy"].startswith("trial@") and shadow["windowSeconds"] == 3600
