@@ -42,5 +42,5 @@ def test_the_report_compares_the_candidate_with_the_serving_policy(tmp_path: Pat
 
 def test_a_bad_golden_line_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     golden = write_golden(tmp_path, [GOLDEN[0], {"text": "x", "expected": ["spam"]}])
-    assert main(["evaluate", "--gate", "--golden", str(golden)]) == 2
+    assert main(["evaluate", "--golden", str(golden)]) == 2, "--golden alone measures the golden set"
     assert f"{golden}:2: expected.0" in capsys.readouterr().err

@@ -184,7 +184,7 @@ def _policy_arg(value: str | None) -> Policy:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    if args.gate:
+    if args.gate or args.golden:
         return _evaluate_gate(args)
     from .engine.evaluation import PROFILES, evaluate, table
 
@@ -296,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--policy", default=None, help="policy YAML file, or env:NAME to read it from a variable")
     ev.add_argument("--json", action="store_true")
     ev.add_argument("--gate", action="store_true",
-                    help="measure --policy (with its own engine profile) beside --baseline-policy on --golden")
+                    help="measure --policy (with its own engine profile) beside --baseline-policy on --golden "
+                         "(implied by --golden)")
     ev.add_argument("--golden", type=Path, default=None,
                     help='JSONL of {"text", "expected": [categories]} (default: the image\'s dev set)')
     ev.add_argument("--baseline-policy", default=None, help="the policy serving now, to compare with")
