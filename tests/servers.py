@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Literal
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "ai_moderator_workload.cli"]
@@ -52,6 +53,31 @@ def fresh_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def alembic_to(conn: Connection, direction: Literal["upgrade", "downgrade"], revision: str) -> None:
+    """Run the project's migrations up or down to `revision` on an open connection."""
+    from alembic import command
+
+    from ai_moderator_workload.db import migrate
+
+    config = migrate._alembic_config()
+    config.attributes["connection"] = conn
+    getattr(command, direction)(config, revision)
+
+
+@contextmanager
+def database_at(revision: str) -> Iterator[tuple[str, Engine]]:
+    """A fresh database migrated to `revision` (its URL and an engine on it),
+    for rows written by an older schema to meet the newer migrations."""
+    with fresh_database() as url:
+        engine = create_engine(url)
+        try:
+            with engine.begin() as conn:
+                alembic_to(conn, "upgrade", revision)
+            yield url, engine
+        finally:
+            engine.dispose()
 
 
 def run_cli(*args: str, env: dict[str, str], check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:

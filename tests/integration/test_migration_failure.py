@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, inspect, text
 
 from ai_moderator_workload.db import migrate as migrate_module
 from ai_moderator_workload.settings import Settings
-from servers import fresh_database
+from servers import database_at, fresh_database
 
 pytestmark = pytest.mark.postgres
 
@@ -62,20 +62,11 @@ def test_a_migration_failing_half_way_changes_nothing(tmp_path: Path, monkeypatc
 
 
 def test_upgrading_a_schema_with_data_keeps_the_data() -> None:
-    from alembic import command
-
-    with fresh_database() as url:
-        engine = create_engine(url)
-        try:
-            with engine.begin() as conn:
-                cfg = migrate_module._alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "0001")
-                conn.execute(text("INSERT INTO content (id, tenant, text, status, attempts, created_at) VALUES "
-                                  "(gen_random_uuid(), 't', 'kept', 'pending', 2, now())"))
-            assert migrate_module.migrate(Settings(database_url=url)) == migrate_module.head_revision()
-            with engine.connect() as conn:
-                row = conn.execute(text("SELECT text, attempts, failure_reason FROM content")).one()
-            assert tuple(row) == ("kept", 2, None)
-        finally:
-            engine.dispose()
+    with database_at("0001") as (url, engine):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO content (id, tenant, text, status, attempts, created_at) VALUES "
+                              "(gen_random_uuid(), 't', 'kept', 'pending', 2, now())"))
+        assert migrate_module.migrate(Settings(database_url=url)) == migrate_module.head_revision()
+        with engine.connect() as conn:
+            row = conn.execute(text("SELECT text, attempts, failure_reason FROM content")).one()
+        assert tuple(row) == ("kept", 2, None)

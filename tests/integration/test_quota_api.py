@@ -15,13 +15,12 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from alembic import command
 from sqlalchemy import create_engine, inspect, text
 from test_api_postgres import through_proxy
 
 from ai_moderator_workload.db import migrate as migrate_module
 from ai_moderator_workload.settings import Settings
-from servers import api_server, fresh_database, run_cli
+from servers import alembic_to, api_server, database_at, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -163,24 +162,15 @@ def test_the_embedded_mode_keeps_the_quota_in_memory(tmp_path: Path, monkeypatch
 
 @pytest.mark.postgres
 def test_the_migration_keeps_existing_keys_and_reverts() -> None:
-    with fresh_database() as url:
-        engine = create_engine(url)
-        try:
-            with engine.begin() as conn:
-                cfg = migrate_module._alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "0002")
-                conn.execute(text("INSERT INTO api_key (id, name, prefix, key_hash, is_admin, "
-                                  "rate_limit_per_minute, created_at) VALUES "
-                                  "(gen_random_uuid(), 'old', '0123456789ab', :h, false, 60, now())"), {"h": "0" * 64})
-            assert migrate_module.migrate(Settings(database_url=url)) == migrate_module.head_revision()
-            with engine.begin() as conn:
-                row = conn.execute(text("SELECT name, rate_limit_per_minute, daily_storage_quota_bytes FROM api_key"))
-                assert tuple(row.one()) == ("old", 60, None)
-                cfg = migrate_module._alembic_config()
-                cfg.attributes["connection"] = conn
-                command.downgrade(cfg, "0002")
-                assert "daily_storage_quota_bytes" not in {c["name"] for c in inspect(conn).get_columns("api_key")}
-                assert conn.execute(text("SELECT name FROM api_key")).scalar_one() == "old"
-        finally:
-            engine.dispose()
+    with database_at("0002") as (url, engine):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO api_key (id, name, prefix, key_hash, is_admin, "
+                              "rate_limit_per_minute, created_at) VALUES "
+                              "(gen_random_uuid(), 'old', '0123456789ab', :h, false, 60, now())"), {"h": "0" * 64})
+        assert migrate_module.migrate(Settings(database_url=url)) == migrate_module.head_revision()
+        with engine.begin() as conn:
+            row = conn.execute(text("SELECT name, rate_limit_per_minute, daily_storage_quota_bytes FROM api_key"))
+            assert tuple(row.one()) == ("old", 60, None)
+            alembic_to(conn, "downgrade", "0002")
+            assert "daily_storage_quota_bytes" not in {c["name"] for c in inspect(conn).get_columns("api_key")}
+            assert conn.execute(text("SELECT name FROM api_key")).scalar_one() == "old"

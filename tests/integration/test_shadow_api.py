@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, inspect, text
 from test_api_postgres import admin, wait_done
@@ -25,7 +24,7 @@ from ai_moderator_workload.engine.pipeline import Decision
 from ai_moderator_workload.engine.policy import parse_policy
 from ai_moderator_workload.runtime import Runtime
 from ai_moderator_workload.settings import Settings
-from servers import Process, api_server, fresh_database
+from servers import Process, alembic_to, api_server, database_at
 
 LIVE = "version: live\nthresholds: {violence: 0.6}\n"
 # The operator writes the live policy's allowlist and engine into the shadow: only thresholds and lists differ.
@@ -208,34 +207,25 @@ def test_a_missing_or_mismatched_shadow_policy_stops_the_start(pg_env: dict[str,
 
 @pytest.mark.postgres
 def test_the_migration_keeps_existing_results_and_reverts() -> None:
-    with fresh_database() as url:
-        engine = create_engine(url)
-        try:
-            with engine.begin() as conn:
-                cfg = migrate_module._alembic_config()
-                cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "0003")
-                conn.execute(text("INSERT INTO content (id, tenant, text, status, attempts, created_at) VALUES "
-                                  "('00000000-0000-4000-8000-000000000001', 't', 'kept', 'done', 0, now())"))
-                conn.execute(text("INSERT INTO moderation_result (content_id, flagged, categories, scores, spans, "
-                                  "engine_version, policy_version, created_at) VALUES "
-                                  "('00000000-0000-4000-8000-000000000001', true, '[\"hate\"]', '{\"hate\": 0.9}', "
-                                  "'[]', 'e', 'old@1', now())"))
-            assert migrate_module.migrate(Settings(database_url=url)) == migrate_module.head_revision() == "0004"
-            with engine.begin() as conn:
-                row = conn.execute(text("SELECT flagged, categories, policy_version, shadow FROM moderation_result"))
-                assert tuple(row.one()) == (True, ["hate"], "old@1", None)
-                indexes = {i["name"] for i in inspect(conn).get_indexes("moderation_result")}
-                assert "idx_moderation_result_created_at" in indexes
-                cfg = migrate_module._alembic_config()
-                cfg.attributes["connection"] = conn
-                command.downgrade(cfg, "0003")
-                assert "shadow" not in {c["name"] for c in inspect(conn).get_columns("moderation_result")}
-                assert "idx_moderation_result_created_at" not in {
-                    i["name"] for i in inspect(conn).get_indexes("moderation_result")}
-                assert conn.execute(text("SELECT policy_version FROM moderation_result")).scalar_one() == "old@1"
-        finally:
-            engine.dispose()
+    with database_at("0003") as (url, engine):
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO content (id, tenant, text, status, attempts, created_at) VALUES "
+                              "('00000000-0000-4000-8000-000000000001', 't', 'kept', 'done', 0, now())"))
+            conn.execute(text("INSERT INTO moderation_result (content_id, flagged, categories, scores, spans, "
+                              "engine_version, policy_version, created_at) VALUES "
+                              "('00000000-0000-4000-8000-000000000001', true, '[\"hate\"]', '{\"hate\": 0.9}', "
+                              "'[]', 'e', 'old@1', now())"))
+        assert migrate_module.migrate(Settings(database_url=url)) == migrate_module.head_revision()
+        with engine.begin() as conn:
+            row = conn.execute(text("SELECT flagged, categories, policy_version, shadow FROM moderation_result"))
+            assert tuple(row.one()) == (True, ["hate"], "old@1", None)
+            indexes = {i["name"] for i in inspect(conn).get_indexes("moderation_result")}
+            assert "idx_moderation_result_created_at" in indexes
+            alembic_to(conn, "downgrade", "0003")
+            assert "shadow" not in {c["name"] for c in inspect(conn).get_columns("moderation_result")}
+            assert "idx_moderation_result_created_at" not in {
+                i["name"] for i in inspect(conn).get_indexes("moderation_result")}
+            assert conn.execute(text("SELECT policy_version FROM moderation_result")).scalar_one() == "old@1"
 
 
 def test_the_embedded_mode_stores_and_summarises_the_shadow(tmp_path: Path) -> None:
