@@ -18,6 +18,10 @@ from servers import api_server, free_port
 from stacks import example, ready
 
 pytestmark = pytest.mark.cluster
+# Set only once a quality-gate Job has reported numbers, which kwok's fake pods
+# cannot do: tests/realpods/test_stack.py reads them from the operator pod.
+REAL_GATE_METRICS = {"ai_moderator_quality_gate_passed", "ai_moderator_quality_gate_flag_rate",
+                     "ai_moderator_quality_gate_baseline_flag_rate"}
 
 
 def test_prometheus_scrapes_every_metric_the_dashboards_and_alerts_use(
@@ -32,8 +36,10 @@ def test_prometheus_scrapes_every_metric_the_dashboards_and_alerts_use(
     wait_until("the stack to record the backup", lambda: (
         (kubectl.get("mstack", "demo", namespace).get("status") or {}).get("backup", {}).get("lastSuccessTime")), 30)
 
+    # A shadow policy, so the shadow agreement counters exist.
+    (tmp_path / "shadow.yaml").write_text("version: trial\ndefault_threshold: 0.2\n")
     env = {"DATABASE_URL": f"sqlite:///{tmp_path}/api.sqlite3", "REDIS_URL": "", "ADMIN_API_KEY": "prom-key",
-           "RATE_LIMIT_PER_MINUTE": "0"}
+           "RATE_LIMIT_PER_MINUTE": "0", "SHADOW_POLICY_FILE": str(tmp_path / "shadow.yaml")}
     with api_server(env, tmp_path) as base:
         auth = {"Authorization": "Bearer prom-key"}
         httpx.post(f"{base}/v1/moderations", json={"input": ["hello", "I will kill you"]}, headers=auth)
@@ -65,7 +71,7 @@ def test_prometheus_scrapes_every_metric_the_dashboards_and_alerts_use(
         finally:
             server.terminate()
             server.wait(timeout=30)
-    expected = used_metric_names()
+    expected = used_metric_names() - REAL_GATE_METRICS
     histograms = {n for n in expected if f"{n}_bucket" in names}
     missing = expected - names - histograms
     assert not missing, f"used in dashboards/alerts but not scraped: {sorted(missing)}"

@@ -281,6 +281,15 @@ def _status(kubectl: Kubectl) -> dict[str, Any]:
     return (get_stack(kubectl, NS) or {}).get("status") or {}
 
 
+def _operator_metrics(kubectl: Kubectl) -> dict[str, float]:
+    """The operator pod's /metrics, through the API server's pod proxy."""
+    pods = kubectl.items("pods", OPERATOR_NS, "app.kubernetes.io/name=ai-moderator-operator")
+    [name] = [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
+    text = kubectl.run("get", "--raw", f"/api/v1/namespaces/{OPERATOR_NS}/pods/{name}:8080/proxy/metrics").stdout
+    return {line.rpartition(" ")[0]: float(line.rpartition(" ")[2]) for line in text.splitlines()
+            if line and not line.startswith("#")}
+
+
 def _gate(kubectl: Kubectl) -> dict[str, Any]:
     return _status(kubectl).get("qualityGate") or {}
 
@@ -316,6 +325,11 @@ def test_the_quality_gate_holds_a_policy_that_doubles_the_flag_rate_and_rolls_ou
     assert held["baselineFlagRate"] == first["flagRate"] and held["flagRate"] - first["flagRate"] > 0.2, held
     assert "maxFlagRateChange 20" in held["message"]
     assert condition(stack_status, "Degraded")["reason"] == "QualityGateFailed"
+    metrics = _operator_metrics(rkubectl)
+    series = '{namespace="t-real",stack="demo"}'
+    assert metrics[f"ai_moderator_quality_gate_passed{series}"] == 0
+    assert metrics[f"ai_moderator_quality_gate_flag_rate{series}"] == held["flagRate"]
+    assert metrics[f"ai_moderator_quality_gate_baseline_flag_rate{series}"] == held["baselineFlagRate"]
     assert len(rkubectl.items("jobs", NS, "app.kubernetes.io/component=quality-gate")) == 2, "one Job per candidate"
     assert rkubectl.get("configmap", "demo-policy", NS)["data"]["policy.yaml"] == served, "the old policy serves"
     with stack.client() as client:
