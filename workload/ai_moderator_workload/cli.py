@@ -4,11 +4,12 @@ operator image, which lacks the workload's dependencies, can run `operator`."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,17 @@ def parse_duration(value: str) -> timedelta:
         raise argparse.ArgumentTypeError(f"{value!r} is not a duration like 90d, 12h, 30m or 45s")
     amount, unit = int(match.group(1)), match.group(2)
     return timedelta(**{{"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}[unit]: amount})
+
+
+def instant(value: str) -> datetime:
+    """An ISO 8601 date or time: 2026-11-01, 2026-11-01T12:00:00+01:00; UTC without a zone."""
+    from .db.models import as_utc
+
+    try:
+        return as_utc(datetime.fromisoformat(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a date or time like 2026-11-01 or "
+                                         "2026-11-01T12:00:00Z") from None
 
 
 def byte_size(value: str) -> int:
@@ -142,6 +154,20 @@ def cmd_apikey(args: argparse.Namespace) -> int:
             return 1
         else:
             print(f"revoked {args.key}")
+    return 0
+
+
+def cmd_export_feedback(args: argparse.Namespace) -> int:
+    from . import review
+    from .db.session import session_factory
+
+    sessions = session_factory(_settings())
+    written = 0
+    with (args.output.open("w", encoding="utf-8") if args.output else contextlib.nullcontext(sys.stdout)) as out:
+        for example in review.export_examples(sessions, args.since, args.until):
+            out.write(review.corpus_line(example) + "\n")
+            written += 1
+    print(f"exported {written} examples", file=sys.stderr)
     return 0
 
 
@@ -277,6 +303,14 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key", help="key id or prefix")
     keys.set_defaults(func=cmd_apikey)
+
+    ef = sub.add_parser("export-feedback", help="write reviewed and reported content as corpus JSONL (text, "
+                                                "labels, register, source) for training the next model")
+    ef.add_argument("--since", type=instant, required=True,
+                    help="reviews and feedback from this date or time on, e.g. 2026-11-01 (UTC without a zone)")
+    ef.add_argument("--until", type=instant, default=None, help="and before this one (default: no end)")
+    ef.add_argument("--output", type=Path, default=None, metavar="FILE", help="default: standard output")
+    ef.set_defaults(func=cmd_export_feedback)
 
     tr = sub.add_parser("train", help="rebuild the engine's static table and heads from the corpus "
                                       "(deterministic; writes into the installed package)")

@@ -48,6 +48,21 @@ SHADOW_CATEGORIES = Counter("moderation_shadow_categories_total",
                             "Categories flagged by the live or the shadow policy, by category and outcome: "
                             "both_flagged, live_only or shadow_only.", ["category", "outcome"])
 
+FEEDBACK = Counter("moderation_feedback_total",
+                   "Feedback from content owners, by verdict and named category (none when none was named).",
+                   ["verdict", "category"])
+REVIEWS = Counter("moderation_reviews_total",
+                  "Human reviews, by outcome: agree (the model's flagged and categories) or overturn.", ["outcome"])
+# Measured when an admin reads the first page of GET /api/v1/review, not at
+# scrape time: the count scans content, and /metrics runs on the event loop.
+# mostrecent: with several API processes, the last measurement of any of them.
+REVIEW_QUEUE_DEPTH = Gauge("moderation_review_queue_depth",
+                           "Items waiting for a human review, as last measured by the review queue route.",
+                           multiprocess_mode="mostrecent")
+REVIEW_OLDEST_AGE = Gauge("moderation_review_oldest_age_seconds",
+                          "Age of the oldest item waiting for a human review when last measured (0: none).",
+                          multiprocess_mode="mostrecent")
+
 
 def _agreement(live: bool, shadow: bool) -> str:
     if live:

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
         default=0, ge=0, description="Default per-key bytes of content stored per UTC day (texts as UTF-8 plus "
                                      "metadata as JSON), e.g. 500M or 2Gi; 0 means no quota.")
 
+    review_band: float = Field(
+        default=0.1, ge=0, le=1, description="The review queue holds flagged items and those with a category "
+                                             "score within this distance of the live policy's threshold.")
+
     batch_max_size: int = Field(default=512, ge=1, description="Most texts scored in one model call.")
     batch_max_wait_ms: float = Field(default=2.0, ge=0, description="How long an idle batcher waits to fill a batch.")
 

@@ -61,6 +61,16 @@ class ResultRecord:
 
 
 @dataclass(slots=True)
+class ReviewRecord:
+    """A human's decision (review table); the model's stays in ResultRecord."""
+    flagged: bool
+    categories: list[str]
+    note: str | None
+    reviewer: str  # the reviewer's key id
+    created_at: datetime
+
+
+@dataclass(slots=True)
 class ContentRecord:
     id: uuid.UUID
     tenant: str
@@ -72,6 +82,7 @@ class ContentRecord:
     existed: bool = False
     attempts: int = 0
     failure_reason: str | None = None
+    review: ReviewRecord | None = None
 
 
 @dataclass(slots=True)
@@ -110,8 +121,10 @@ def to_record(content: Content, existed: bool = False) -> ContentRecord:
     result = None if r is None else ResultRecord(r.flagged, list(r.categories), dict(r.scores), list(r.spans),
                                                  r.engine_version, r.policy_version, r.created_at,
                                                  cast(ShadowDecision | None, r.shadow))
+    h = content.review
+    review = None if h is None else ReviewRecord(h.flagged, list(h.categories), h.note, h.reviewer, h.created_at)
     return ContentRecord(content.id, content.tenant, content.external_id, content.status, content.created_at,
-                         content.meta, result, existed, content.attempts, content.failure_reason)
+                         content.meta, result, existed, content.attempts, content.failure_reason, review)
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:

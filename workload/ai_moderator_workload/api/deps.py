@@ -3,7 +3,7 @@ and the charges against a key's limits."""
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +13,7 @@ from ..metrics import STORAGE_QUOTA_REFUSED
 from ..quota import human_bytes
 from ..settings import UNIT_CHARS
 from .errors import ApiError
+from .schemas import ErrorResponse
 from .state import AppState
 
 
@@ -92,6 +93,26 @@ async def caller(request: Request, state: State) -> Principal:
 
 Authenticated = Annotated[Principal, Depends(authenticated)]
 Caller = Annotated[Principal, Depends(caller)]
+
+
+async def admin(principal: Caller) -> Principal:
+    if not principal.is_admin:
+        raise ApiError(403, "This route needs an admin API key (ai-moderator apikey create --admin); this key is not "
+                            "one.", code="admin_key_required")
+    return principal
+
+
+Admin = Annotated[Principal, Depends(admin)]
+
+# The errors these dependencies (and request validation) answer, for a
+# route's OpenAPI `responses`: FastAPI would document 422 in its own shape.
+CALLER_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing, invalid or revoked API key."},
+    422: {"model": ErrorResponse, "description": "A parameter or the body is invalid; `param` names it."},
+    429: {"model": ErrorResponse, "description": "The key's rate limit is spent; retry after Retry-After seconds."},
+}
+ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **CALLER_ERRORS, 403: {"model": ErrorResponse, "description": "The key is not an admin key."}}
 
 
 def tenant_scope(principal: Principal) -> str | None:

@@ -35,7 +35,7 @@ from ..settings import Settings, get_settings
 from . import errors
 from .auth import KeyFirstMiddleware
 from .middleware import EdgeMiddleware
-from .routes import health, native, openai, shadow
+from .routes import audit, health, native, openai, review, shadow
 from .state import AppState
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(native.router)
     app.include_router(health.router)
     app.include_router(shadow.router)
+    app.include_router(review.router)
+    app.include_router(audit.router)
     # Added last, so outermost: metrics and the size limit see every request,
     # including those KeyFirstMiddleware refuses.
     app.add_middleware(KeyFirstMiddleware)

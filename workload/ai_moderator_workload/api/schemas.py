@@ -6,8 +6,12 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
+
+from ..db.models import NOTE_MAX_CHARS
+from ..engine.categories import CATEGORIES, Category
+from ..review import Verdict
 
 METADATA_MAX_BYTES = 16 * 1024
 METADATA_MAX_DEPTH = 8
@@ -128,6 +132,14 @@ class DecisionView(BaseModel):
                     "Null when no shadow policy was configured.")
 
 
+class ReviewView(BaseModel):
+    flagged: bool = Field(description="The reviewer's decision.")
+    categories: list[str] = Field(description="Categories the reviewer flagged.")
+    note: str | None
+    reviewed_by: str = Field(description="The reviewer's API key id.")
+    reviewed_at: datetime
+
+
 class ContentView(BaseModel):
     id: str
     external_id: str | None
@@ -137,7 +149,10 @@ class ContentView(BaseModel):
     failure_reason: str | None = Field(description="Why the last attempt failed (the error, never the content).")
     created_at: datetime
     metadata: dict[str, Any] | None
-    result: DecisionView | None
+    result: DecisionView | None = Field(description="The model's decision, kept as it was when a human reviews it.")
+    decided_by: Literal["model", "human"] | None = Field(
+        description="human: `review` overrides `result`; model: no review; null: not decided yet.")
+    review: ReviewView | None = Field(description="The human decision (POST /api/v1/review/{id}), if any.")
 
 
 class ShadowCategoryCounts(BaseModel):
@@ -155,3 +170,76 @@ class ShadowSummary(BaseModel):
                                                 "null without decisions.")
     shadow_policy: str | None = Field(description="policy_version of the newest decision's shadow policy.")
     categories: dict[str, ShadowCategoryCounts] = Field(description="Categories either policy flagged.")
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorResponse(BaseModel):
+    """Every error, in OpenAI's shape."""
+    error: ErrorDetail
+
+
+def _in_category_order(categories: list[str]) -> list[str]:
+    return [c for c in CATEGORIES if c in categories]
+
+
+Categories = Annotated[list[Category], Field(max_length=len(CATEGORIES), description="Of the 13 categories; "
+                                             "returned once each, in the API's category order."),
+                       AfterValidator(_in_category_order)]
+Note = Annotated[str, Field(max_length=NOTE_MAX_CHARS, description=f"Free text, at most {NOTE_MAX_CHARS} characters."),
+                 AfterValidator(_no_nul)]
+
+
+class FeedbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Verdict = Field(description="correct; false_positive: flagged what it should not have (name the "
+                                         "categories, or none for all of them); false_negative: missed something "
+                                         "(name the categories it missed).")
+    categories: Categories = []
+    note: Note | None = None
+
+
+class FeedbackView(BaseModel):
+    id: str
+    content_id: str
+    verdict: Verdict
+    categories: list[str]
+    note: str | None
+    created_at: datetime
+
+
+class ReviewRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    flagged: bool
+    categories: Categories = []
+    note: Note | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReviewRequest:
+        if self.flagged != bool(self.categories):
+            raise ValueError("flagged must be true with at least one category, and false with none")
+        return self
+
+
+class ReviewQueuePage(BaseModel):
+    items: list[ContentView] = Field(description="Oldest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class AuditEventView(BaseModel):
+    id: int
+    created_at: datetime
+    actor: str = Field(description="Key id of who acted (or cli, serve, cleanup); never a key.")
+    action: str = Field(description="e.g. apikey.create, apikey.revoke, review.record, content.cleanup.")
+    target: str | None = Field(description="What was acted on: a key id or prefix, a content id.")
+    details: dict[str, Any] | None = Field(description="Before/after summary; never content text or a key.")
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventView] = Field(description="Newest first.")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

@@ -29,6 +29,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def as_utc(value: datetime) -> datetime:
+    """A time given without a zone (`--since 2026-11-01`, `?since=...`) is UTC, as every stored time is."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -59,6 +64,7 @@ class Content(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     result: Mapped[ModerationResult | None] = relationship(back_populates="content", uselist=False, lazy="joined")
+    review: Mapped[Review | None] = relationship(back_populates="content", uselist=False, lazy="joined")
 
 
 class ModerationResult(Base):
@@ -104,3 +110,38 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64), nullable=False)
     target: Mapped[str | None] = mapped_column(String(255))
     details: Mapped[dict[str, Any] | None] = mapped_column(JsonType)
+
+
+NOTE_MAX_CHARS = 2000
+
+
+class Feedback(Base):
+    """A key's report on a decision about its own content; several per item."""
+    __tablename__ = "feedback"
+    # content_id: the queue's EXISTS and the cascade from content; created_at: export-feedback --since.
+    __table_args__ = (Index("idx_feedback_content_id", "content_id"), Index("idx_feedback_created_at", "created_at"))
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    content_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"), nullable=False)
+    tenant: Mapped[str] = mapped_column(String(64), nullable=False)
+    key_id: Mapped[str] = mapped_column(String(128), nullable=False)
+    verdict: Mapped[str] = mapped_column(String(16), nullable=False)
+    categories: Mapped[list[str]] = mapped_column(JsonType, nullable=False)
+    note: Mapped[str | None] = mapped_column(String(NOTE_MAX_CHARS))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Review(Base):
+    """A human's decision on an item, beside the model's (moderation_result,
+    never changed); at most one per item, a later review replaces it."""
+    __tablename__ = "review"
+    # created_at: export-feedback --since. The primary key serves the queue's NOT EXISTS.
+    __table_args__ = (Index("idx_review_created_at", "created_at"),)
+
+    content_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("content.id", ondelete="CASCADE"), primary_key=True)
+    reviewer: Mapped[str] = mapped_column(String(128), nullable=False)
+    flagged: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    categories: Mapped[list[str]] = mapped_column(JsonType, nullable=False)
+    note: Mapped[str | None] = mapped_column(String(NOTE_MAX_CHARS))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    content: Mapped[Content] = relationship(back_populates="review")

@@ -1,6 +1,7 @@
 """The 13 categories of OpenAI's moderation API, in its order: written once,
 as the type (what the policy and the API accept) that the tuple comes from."""
 
+from collections.abc import Iterable
 from typing import Final, Literal, get_args
 
 Category = Literal[
@@ -37,3 +38,12 @@ PARENTS: Final[dict[str, str]] = {
     "violence/graphic": "violence",
 }
 
+
+def with_implied(labels: Iterable[str]) -> tuple[str, ...]:
+    """The labels and every category they imply, in CATEGORIES order."""
+    found = set(labels)
+    for label in list(found):
+        if label in PARENTS:
+            found.add(PARENTS[label])
+        found.update(IMPLIES.get(label, ()))
+    return tuple(c for c in CATEGORIES if c in found)

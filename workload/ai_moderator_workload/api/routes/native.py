@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v1", tags=["Moderation"])
 
 
 def view(record: ContentRecord) -> dict[str, Any]:
-    r = record.result
+    r, h = record.result, record.review
     return {
         "id": str(record.id),
         "external_id": record.external_id,
@@ -34,6 +34,11 @@ def view(record: ContentRecord) -> dict[str, Any]:
             "flagged": r.flagged, "categories": r.categories, "category_scores": r.scores, "spans": r.spans,
             "engine_version": r.engine_version, "policy_version": r.policy_version,
             "decided_at": r.created_at.isoformat(), "shadow": r.shadow,
+        },
+        "decided_by": None if r is None else "model" if h is None else "human",
+        "review": None if h is None else {
+            "flagged": h.flagged, "categories": h.categories, "note": h.note, "reviewed_by": h.reviewer,
+            "reviewed_at": h.created_at.isoformat(),
         },
     }
 

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ..categories import CATEGORIES, IMPLIES, PARENTS, Category
+from ..categories import CATEGORIES, Category, with_implied
 
 Split = Literal["train", "dev"]
 Register = Literal["chat", "forum", "review", "story", "assistant", "news", "code", "social", "email", "other"]
@@ -28,17 +28,15 @@ class Example(BaseModel):
     labels: tuple[Category, ...] = ()
     style: Register = Field(alias="register", description="Where such a text is written (LABELLING.md).")
     tags: tuple[Tag, ...] = ()
+    source: str | None = Field(default=None, min_length=1, max_length=200, description=(
+        "Where a text that was not written for the corpus came from, e.g. `review:<content id>` from "
+        "`ai-moderator export-feedback` (LABELLING.md)."))
 
     @field_validator("labels")
     @classmethod
     def _with_implied(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
         """A sub-category implies its parent and a threat implies violence."""
-        found = set(labels)
-        for label in labels:
-            if label in PARENTS:
-                found.add(PARENTS[label])
-            found.update(IMPLIES.get(label, ()))
-        return tuple(c for c in CATEGORIES if c in found)
+        return with_implied(labels)
 
 
 @dataclass(frozen=True)
