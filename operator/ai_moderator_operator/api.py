@@ -235,6 +235,14 @@ class RedisSpec(Strict):
     external: External | None = Field(default=None, description="Use an existing Redis (URL from a Secret).")
 
 
+class CallbacksSpec(Strict):
+    allowedHosts: list[Annotated[str, Field(min_length=1, max_length=253,
+                                            pattern=r"^(\*\.)?[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")]] = Field(
+        default_factory=list, max_length=100, description=(
+            "Hosts callback URLs may point at, e.g. hooks.example.com or *.internal.example. Empty: any public "
+            "host. Loopback, link-local (cloud metadata) and private addresses are refused either way."))
+
+
 class Limits(Strict):
     maxTextChars: int = Field(default=32_000, ge=1, le=1_000_000, description="Longest accepted text. Default 32000.")
     maxInputs: int = Field(default=256, ge=1, le=10_000, description="Most texts per request. Default 256.")
@@ -398,6 +406,7 @@ class ModerationStackSpec(Strict):
         "decisions carry what it would have decided, and status.shadow compares the two. The annotation "
         "moderation.ai-moderator.io/promote-shadow makes it the live policy."))
     limits: Limits = Field(default_factory=Limits, description="Request limits of the API.")
+    callbacks: CallbacksSpec | None = Field(default=None, description="Where decisions may be delivered (webhooks).")
     maintenanceWindow: MaintenanceWindowSpec | None = Field(default=None, description=(
         "Version changes (with their migration and quality gate) start only inside this window, unless the "
         "annotation moderation.ai-moderator.io/apply-now is set."))

@@ -227,3 +227,15 @@ def test_the_shadow_policy_is_mounted_beside_the_live_one_with_its_allowlist_and
     plain = by_kind(desired_children(ctx()))
     assert "shadow.yaml" not in plain[("ConfigMap", "shop-policy")]["data"]
     assert "SHADOW_POLICY_FILE" not in str(plain[("Deployment", "shop-api")]), "no variable: existing stacks do not roll"
+
+
+def test_callback_hosts_reach_the_app_only_when_listed() -> None:
+    def env_of(**spec) -> dict[str, str]:
+        api = by_kind(desired_children(ctx(**spec)))[("Deployment", "shop-worker")]
+        return {e["name"]: e.get("value") for e in api["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+    listed = env_of(callbacks={"allowedHosts": ["hooks.example.com", "*.internal.example"]})
+    assert listed["CALLBACK_ALLOWED_HOSTS"] == "hooks.example.com,*.internal.example"
+    assert "CALLBACK_ALLOWED_HOSTS" not in env_of()
+    with pytest.raises(ValueError):
+        ctx(callbacks={"allowedHosts": ["http://hooks.example.com/x"]})

@@ -86,6 +86,8 @@ def app_env(ctx: Context) -> list[dict[str, Any]]:
         {"name": "RATE_LIMIT_BURST", "value": str(limits.rateLimitBurst)},
     ]
     # Only when set: a variable every stack had would roll all their pods on an operator upgrade.
+    if spec.callbacks is not None and spec.callbacks.allowedHosts:
+        env.append({"name": "CALLBACK_ALLOWED_HOSTS", "value": ",".join(spec.callbacks.allowedHosts)})
     if spec.shadowPolicy is not None:
         env.append({"name": "SHADOW_POLICY_FILE", "value": f"{POLICY_DIR}/{SHADOW_FILE}"})
     if limits.dailyStorageQuotaPerKey is not None:
