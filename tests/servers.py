@@ -195,3 +195,13 @@ class TcpProxy:
                 except OSError:
                     pass
             self._conns.clear()
+
+
+@contextmanager
+def worker_process(env: dict[str, str], log_dir: Path) -> Iterator[Process]:
+    """`ai-moderator worker` (two task slots, no metrics port) for as long as the block runs."""
+    proc = Process(["worker", "--concurrency", "2", "--metrics-port", "0"], env, log_dir / "worker.log")
+    try:
+        yield proc
+    finally:
+        proc.stop()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import timedelta
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -14,7 +14,7 @@ import openai
 import pytest
 from sqlalchemy import create_engine, text
 
-from servers import Process, TcpProxy, api_server, run_cli
+from servers import Process, TcpProxy, api_server, run_cli, worker_process
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -27,10 +27,8 @@ def api(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 @pytest.fixture(scope="module")
 def worker(pg_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = Process(["worker", "--concurrency", "2", "--metrics-port", "0"], pg_env,
-                   tmp_path_factory.mktemp("worker") / "worker.log")
-    yield proc
-    proc.stop()
+    with worker_process(pg_env, tmp_path_factory.mktemp("worker")) as proc:
+        yield proc
 
 
 def admin(pg_env: dict[str, str]) -> dict[str, str]:

@@ -24,7 +24,7 @@ from ai_moderator_workload.engine.pipeline import Decision
 from ai_moderator_workload.engine.policy import parse_policy
 from ai_moderator_workload.runtime import Runtime
 from ai_moderator_workload.settings import Settings
-from servers import Process, alembic_to, api_server, database_at
+from servers import Process, alembic_to, api_server, database_at, worker_process
 
 LIVE = "version: live\nthresholds: {violence: 0.6}\n"
 # The operator writes the live policy's allowlist and engine into the shadow: only thresholds and lists differ.
@@ -61,10 +61,8 @@ def api(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 @pytest.fixture(scope="module")
 def worker(env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = Process(["worker", "--concurrency", "2", "--metrics-port", "0"], env,
-                   tmp_path_factory.mktemp("worker") / "worker.log")
-    yield proc
-    proc.stop()
+    with worker_process(env, tmp_path_factory.mktemp("worker")) as proc:
+        yield proc
 
 
 def sql(url: str, statement: str, **params: Any) -> None:
