@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from .audit import record
+from .callbacks import new_secret
 from .db.models import ApiKey, utcnow
 
 KEY_PREFIX = "amk"
@@ -33,6 +34,8 @@ class Principal:
     is_admin: bool
     rate_limit_per_minute: int | None
     daily_storage_quota_bytes: int | None
+    callback_url: str | None = None  # the key's default
+    can_sign_callbacks: bool = False  # the key has a callback secret
 
 
 def hash_key(token: str) -> str:
@@ -57,14 +60,36 @@ def parse_prefix(token: str) -> str | None:
 
 def create_key(session: Session, name: str, *, is_admin: bool = False,
                rate_limit_per_minute: int | None = None, daily_storage_quota_bytes: int | None = None,
-               actor: str = "cli") -> tuple[ApiKey, str]:
+               callback_url: str | None = None, actor: str = "cli") -> tuple[ApiKey, str]:
+    """A new key and its token. The key's callback secret is on the returned
+    row: like the token, show it now, it is not shown again."""
     token, prefix = new_token()
     key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(token), is_admin=is_admin,
-                 rate_limit_per_minute=rate_limit_per_minute, daily_storage_quota_bytes=daily_storage_quota_bytes)
+                 rate_limit_per_minute=rate_limit_per_minute, daily_storage_quota_bytes=daily_storage_quota_bytes,
+                 callback_url=callback_url, callback_secret=new_secret())
     session.add(key)
     session.flush()
-    record(session, actor, "apikey.create", str(key.id), {"name": name, "is_admin": is_admin})
+    record(session, actor, "apikey.create", str(key.id),
+           {"name": name, "is_admin": is_admin, **({"callback_url": callback_url} if callback_url else {})})
     return key, token
+
+
+def _find(key_id_or_prefix: str) -> Any:
+    condition = ApiKey.prefix == key_id_or_prefix
+    with contextlib.suppress(ValueError):
+        condition = condition | (ApiKey.id == uuid.UUID(key_id_or_prefix))
+    return condition
+
+
+def rotate_callback_secret(session: Session, key_id_or_prefix: str, actor: str = "cli") -> str | None:
+    """A new callback secret for an active key (the old one stops signing at
+    once), or None if there is no such key. Audited without the secret."""
+    key = session.scalar(select(ApiKey).where(_find(key_id_or_prefix), ApiKey.revoked_at.is_(None)))
+    if key is None:
+        return None
+    key.callback_secret = new_secret()
+    record(session, actor, "apikey.rotate_callback_secret", str(key.id), {"name": key.name})
+    return key.callback_secret
 
 
 def list_keys(session: Session) -> list[ApiKey]:
@@ -72,11 +97,8 @@ def list_keys(session: Session) -> list[ApiKey]:
 
 
 def revoke_key(session: Session, key_id_or_prefix: str, actor: str = "cli") -> bool:
-    condition = ApiKey.prefix == key_id_or_prefix
-    with contextlib.suppress(ValueError):
-        condition = condition | (ApiKey.id == uuid.UUID(key_id_or_prefix))
     done = cast(CursorResult[Any], session.execute(
-        update(ApiKey).where(condition, ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())))
+        update(ApiKey).where(_find(key_id_or_prefix), ApiKey.revoked_at.is_(None)).values(revoked_at=utcnow())))
     if done.rowcount:
         record(session, actor, "apikey.revoke", key_id_or_prefix, None)
     return bool(done.rowcount)
@@ -119,7 +141,8 @@ class KeyVerifier:
         entry = None
         if row is not None and row.revoked_at is None:
             entry = (row.key_hash, Principal(str(row.id), row.name, str(row.id), row.is_admin,
-                                              row.rate_limit_per_minute, row.daily_storage_quota_bytes))
+                                              row.rate_limit_per_minute, row.daily_storage_quota_bytes,
+                                              row.callback_url, row.callback_secret is not None))
         self._cache[prefix] = (time.monotonic() + self._ttl, entry)
         self._cache.move_to_end(prefix)
         while len(self._cache) > self._max_entries:
@@ -140,5 +163,6 @@ def describe(key: ApiKey) -> dict[str, str | bool | int | None]:
 
     return {"id": str(key.id), "name": key.name, "prefix": key.prefix, "is_admin": key.is_admin,
             "rate_limit_per_minute": key.rate_limit_per_minute,
-            "daily_storage_quota_bytes": key.daily_storage_quota_bytes, "created_at": ts(key.created_at),
+            "daily_storage_quota_bytes": key.daily_storage_quota_bytes, "callback_url": key.callback_url,
+            "created_at": ts(key.created_at),
             "revoked_at": ts(key.revoked_at)}

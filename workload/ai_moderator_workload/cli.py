@@ -142,11 +142,29 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     settings = _settings()
     with session_scope(settings) as session:
         if args.action == "create":
+            if args.callback_url is not None:
+                from .callbacks import CallbackRefused, check_url
+
+                try:
+                    check_url(args.callback_url, settings)
+                except CallbackRefused as exc:
+                    print(f"--callback-url {exc}", file=sys.stderr)
+                    return 2
             key, token = apikeys.create_key(session, args.name, is_admin=args.admin,
                                             rate_limit_per_minute=args.rate_limit,
-                                            daily_storage_quota_bytes=args.daily_quota)
-            print(json.dumps({**apikeys.describe(key), "key": token}, indent=2))
-            print("Store the key now: it is not shown again.", file=sys.stderr)
+                                            daily_storage_quota_bytes=args.daily_quota,
+                                            callback_url=args.callback_url)
+            print(json.dumps({**apikeys.describe(key), "key": token, "callback_secret": key.callback_secret},
+                             indent=2))
+            print("Store the key and its callback secret now: they are not shown again.", file=sys.stderr)
+        elif args.action == "rotate-callback-secret":
+            secret = apikeys.rotate_callback_secret(session, args.key)
+            if secret is None:
+                print(f"no active key with id or prefix {args.key}", file=sys.stderr)
+                return 1
+            print(json.dumps({"key": args.key, "callback_secret": secret}, indent=2))
+            print("Store the callback secret now: it is not shown again. The old one no longer signs.",
+                  file=sys.stderr)
         elif args.action == "list":
             print(json.dumps([apikeys.describe(k) for k in apikeys.list_keys(session)], indent=2))
         elif not apikeys.revoke_key(session, args.key):
@@ -299,7 +317,11 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--daily-quota", type=byte_size, default=None, metavar="BYTES",
                         help="bytes of content stored per UTC day, e.g. 500M or 2Gi; 0 for none "
                              "(default $DAILY_STORAGE_QUOTA_BYTES)")
+    create.add_argument("--callback-url", default=None, metavar="URL",
+                        help="where decisions of content submitted without a callback_url are POSTed")
     key_sub.add_parser("list")
+    rotate = key_sub.add_parser("rotate-callback-secret", help="print a new callback signing secret for the key")
+    rotate.add_argument("key", help="key id or prefix")
     revoke = key_sub.add_parser("revoke")
     revoke.add_argument("key", help="key id or prefix")
     keys.set_defaults(func=cmd_apikey)

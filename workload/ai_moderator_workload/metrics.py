@@ -62,6 +62,12 @@ REVIEW_QUEUE_DEPTH = Gauge("moderation_review_queue_depth",
 REVIEW_OLDEST_AGE = Gauge("moderation_review_oldest_age_seconds",
                           "Age of the oldest item waiting for a human review when last measured (0: none).",
                           multiprocess_mode="mostrecent")
+CALLBACK_DELIVERIES = Counter("moderation_callback_deliveries_total",
+                              "Callback attempts by outcome: delivered, retry (will be tried again) or failed "
+                              "(given up).", ["outcome"])
+CALLBACK_LATENCY = Histogram("moderation_callback_delivery_seconds",
+                             "From the decision's commit to its callback's successful delivery.",
+                             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400))
 
 
 def _agreement(live: bool, shadow: bool) -> str:

@@ -5,6 +5,7 @@ re-queues whatever stayed pending, so a lost message loses nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -16,7 +17,7 @@ from typing import Protocol
 from celery import Celery
 from sqlalchemy.exc import OperationalError
 
-from . import store
+from . import callbacks, store
 from .metrics import ACTIVE_TASKS, QUEUE_PUBLISH_ERRORS, SWEPT, TASK_DURATION, TASKS
 from .runtime import Runtime
 from .settings import Settings
@@ -25,20 +26,25 @@ log = logging.getLogger(__name__)
 
 QUEUE = "moderation_queue"
 TASK_NAME = "ai_moderator.moderate_content"
+CALLBACK_TASK_NAME = "ai_moderator.deliver_callback"
 
 
 class Dispatcher(Protocol):
     def dispatch(self, content_id: uuid.UUID) -> None: ...
 
+    def dispatch_callback(self, content_id: uuid.UUID, delay: float = 0.0) -> None: ...
+
     def queue_length(self) -> float: ...
 
 
-def run_task(runtime: Runtime, content_id: uuid.UUID) -> str:
-    """The body of a moderation task, with its metrics."""
+def run_task(runtime: Runtime, content_id: uuid.UUID, dispatcher: Dispatcher | None = None) -> str:
+    """The body of a moderation task, with its metrics; `dispatcher` queues
+    the item's callback once its decision is committed."""
     started = time.perf_counter()
     ACTIVE_TASKS.inc()
     try:
-        outcome = store.process(runtime.sessions, runtime.engine, content_id, runtime.settings.max_task_attempts)
+        outcome = store.process(runtime.sessions, runtime.engine, content_id, runtime.settings.max_task_attempts,
+                                None if dispatcher is None else dispatcher.dispatch_callback)
     except Exception:
         TASKS.labels("failure").inc()
         raise
@@ -71,9 +77,28 @@ def make_celery(settings: Settings) -> Celery:
     return app
 
 
+def run_callback(runtime: Runtime, content_id: uuid.UUID, dispatcher: Dispatcher) -> str:
+    """The body of a delivery task: one attempt, and a retry queued if due."""
+    return callbacks.deliver(runtime.sessions, runtime.settings, content_id, dispatcher.dispatch_callback)
+
+
 class CeleryDispatcher:
-    def __init__(self, app: Celery) -> None:
+    def __init__(self, app: Celery, visibility_timeout: float = 600.0) -> None:
         self.app = app
+        self._visibility_timeout = visibility_timeout
+
+    def dispatch_callback(self, content_id: uuid.UUID, delay: float = 0.0) -> None:
+        # A countdown longer than the broker's visibility timeout would have
+        # Redis hand the message out again and again; the sweeper queues
+        # such a retry once it is overdue instead.
+        if delay > self._visibility_timeout / 2:
+            return
+        try:
+            self.app.send_task(CALLBACK_TASK_NAME, args=[str(content_id)], queue=QUEUE, countdown=delay or None)
+        except Exception as exc:  # noqa: BLE001 - the delivery is committed as due; the sweeper re-queues it
+            QUEUE_PUBLISH_ERRORS.inc()
+            log.warning("could not queue a callback; the sweeper will", extra={"content_id": str(content_id),
+                                                                              "error": type(exc).__name__})
 
     def dispatch(self, content_id: uuid.UUID) -> None:
         try:
@@ -102,14 +127,30 @@ class InProcessDispatcher:
             self._pending += 1
         self._pool.submit(self._run, content_id)
 
+    def dispatch_callback(self, content_id: uuid.UUID, delay: float = 0.0) -> None:
+        timer = threading.Timer(delay, self._submit_callback, args=(content_id,))
+        timer.daemon = True  # a lost retry is the sweeper's to queue again
+        timer.start()
+
+    def _submit_callback(self, content_id: uuid.UUID) -> None:
+        # A retry due after shutdown stays due in the database for the next run's sweeper.
+        with contextlib.suppress(RuntimeError):
+            self._pool.submit(self._run_callback, content_id)
+
     def _run(self, content_id: uuid.UUID) -> None:
         try:
-            run_task(self._runtime, content_id)
+            run_task(self._runtime, content_id, self)
         except Exception:  # noqa: BLE001 - stays pending, the sweeper retries
             log.exception("in-process task failed", extra={"content_id": str(content_id)})
         finally:
             with self._lock:
                 self._pending -= 1
+
+    def _run_callback(self, content_id: uuid.UUID) -> None:
+        try:
+            run_callback(self._runtime, content_id, self)
+        except Exception:  # noqa: BLE001 - stays due, the sweeper retries
+            log.exception("in-process callback failed", extra={"content_id": str(content_id)})
 
     def queue_length(self) -> float:
         return float(self._pending)
@@ -125,7 +166,12 @@ def sweep_once(runtime: Runtime, dispatcher: Dispatcher) -> int:
     if ids:
         SWEPT.inc(len(ids))
         log.info("re-queued stale pending content", extra={"count": len(ids)})
-    return len(ids)
+    deliveries = callbacks.claim_overdue(runtime.sessions, timedelta(seconds=runtime.settings.pending_timeout_seconds))
+    for content_id in deliveries:
+        dispatcher.dispatch_callback(content_id)
+    if deliveries:
+        log.info("re-queued overdue callbacks", extra={"count": len(deliveries)})
+    return len(ids) + len(deliveries)
 
 
 class Sweeper(threading.Thread):

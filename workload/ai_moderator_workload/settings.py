@@ -86,6 +86,20 @@ class Settings(BaseSettings):
     max_task_attempts: int = Field(default=5, ge=1, description="Attempts at moderating queued content before it "
                                                                  "is marked failed.")
 
+    callback_allowed_hosts: str = Field(
+        default="", description="Comma-separated hosts callback URLs may name, exact or `*.` wildcards "
+                                "(hooks.example.com,*.internal.example); empty means any host with a public "
+                                "address.")
+    callback_allow_private: bool = Field(
+        default=False, description="Allow callbacks to private (RFC 1918, ULA) and loopback addresses; link-local "
+                                   "and cloud metadata addresses are refused regardless.")
+    callback_timeout_seconds: float = Field(default=10.0, gt=0, description="Timeout of one callback attempt.")
+    callback_max_age_seconds: float = Field(default=86400.0, gt=0, description="How long after the decision a "
+                                            "failing callback is retried before it is marked failed.")
+    callback_backoff_base_seconds: float = Field(default=10.0, gt=0, description="First retry delay bound; "
+                                                 "doubled per attempt, with full jitter.")
+    callback_backoff_cap_seconds: float = Field(default=3600.0, gt=0, description="Largest retry delay.")
+
     log_json: bool = Field(default=False, description="JSON logs (set in containers).")
     log_level: str = Field(default="INFO")
 
@@ -98,6 +112,10 @@ class Settings(BaseSettings):
     @classmethod
     def _byte_suffixes(cls, value: object) -> object:
         return parse_bytes(value) if isinstance(value, str) else value
+
+    @property
+    def callback_host_patterns(self) -> list[str]:
+        return [h.strip().lower() for h in self.callback_allowed_hosts.split(",") if h.strip()]
 
     @property
     def embedded(self) -> bool:

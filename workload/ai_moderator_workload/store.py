@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -30,7 +30,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from .audit import record
-from .db.models import Content, ContentStatus, ModerationResult, utcnow
+from .db.models import Content, ContentStatus, DeliveryStatus, ModerationResult, utcnow
 from .engine.categories import CATEGORIES
 from .engine.pipeline import Decision, Engine, ShadowDecision
 from .metrics import CONTENT_FAILED, record_decisions
@@ -46,6 +46,7 @@ class Submission:
     text: str
     external_id: str | None = None
     meta: dict[str, Any] | None = None
+    callback_url: str | None = None  # checked by the caller (callbacks.check_url)
 
 
 @dataclass(slots=True)
@@ -71,6 +72,16 @@ class ReviewRecord:
 
 
 @dataclass(slots=True)
+class CallbackRecord:
+    """Where an item's decision is POSTed and how that went (callbacks.py)."""
+    url: str
+    status: str | None  # None until decided, then DeliveryStatus
+    attempts: int
+    delivered_at: datetime | None
+    error: str | None
+
+
+@dataclass(slots=True)
 class ContentRecord:
     id: uuid.UUID
     tenant: str
@@ -83,6 +94,7 @@ class ContentRecord:
     attempts: int = 0
     failure_reason: str | None = None
     review: ReviewRecord | None = None
+    callback: CallbackRecord | None = None
 
 
 @dataclass(slots=True)
@@ -123,8 +135,11 @@ def to_record(content: Content, existed: bool = False) -> ContentRecord:
                                                  cast(ShadowDecision | None, r.shadow))
     h = content.review
     review = None if h is None else ReviewRecord(h.flagged, list(h.categories), h.note, h.reviewer, h.created_at)
+    callback = None if content.callback_url is None else CallbackRecord(
+        content.callback_url, content.delivery_status, content.delivery_attempts, content.delivered_at,
+        content.delivery_error)
     return ContentRecord(content.id, content.tenant, content.external_id, content.status, content.created_at,
-                         content.meta, result, existed, content.attempts, content.failure_reason, review)
+                         content.meta, result, existed, content.attempts, content.failure_reason, review, callback)
 
 
 def bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -205,13 +220,16 @@ def submit(sessions: sessionmaker[Session], item: Submission) -> ContentRecord:
     now = utcnow()
     content_id = uuid.uuid4()
     row = {"id": content_id, "tenant": item.tenant, "external_id": item.external_id, "text": item.text,
-           "metadata": item.meta, "status": ContentStatus.PENDING, "attempts": 0, "created_at": now, "queued_at": now}
+           "metadata": item.meta, "status": ContentStatus.PENDING, "attempts": 0, "created_at": now, "queued_at": now,
+           "callback_url": item.callback_url, "delivery_attempts": 0}
     with sessions() as session, session.begin():
         if item.external_id is None:
             session.execute(insert(CONTENT), [row])
         elif not _insert_ignoring_duplicate(session, row):
             return _existing(session, item)
-    return ContentRecord(content_id, item.tenant, item.external_id, ContentStatus.PENDING, now, item.meta, None)
+    callback = None if item.callback_url is None else CallbackRecord(item.callback_url, None, 0, None, None)
+    return ContentRecord(content_id, item.tenant, item.external_id, ContentStatus.PENDING, now, item.meta, None,
+                         callback=callback)
 
 
 def get(sessions: sessionmaker[Session], content_id: uuid.UUID, tenant: str | None) -> ContentRecord | None:
@@ -230,12 +248,16 @@ def find_external(sessions: sessionmaker[Session], tenant: str, external_id: str
         return None if content is None else to_record(content)
 
 
-def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UUID, max_attempts: int) -> str:
+def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UUID, max_attempts: int,
+            on_callback: Callable[[uuid.UUID], None] | None = None) -> str:
     """Moderate one pending item. Safe to run twice or concurrently: the row
     lock and the status check make the second run a no-op. The attempt is
     counted in its own transaction first, so a task that always fails (and
     rolls its work back) still uses up its attempts; past `max_attempts` the
-    item is marked failed with the last error, and nobody re-queues it."""
+    item is marked failed with the last error, and nobody re-queues it.
+    An item with a callback has its delivery made due in the decision's
+    transaction, and `on_callback` queues it once that is committed (the
+    sweeper delivers it if that message is lost)."""
     with sessions() as session, session.begin():
         content = _pending(session, content_id)
         if content is None:
@@ -253,9 +275,15 @@ def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UU
             if content is None:
                 return "skipped"
             decision = engine.moderate([content.text])[0]
-            session.execute(insert(RESULT), [_result_row(content.id, decision, utcnow())])
+            now = utcnow()
+            session.execute(insert(RESULT), [_result_row(content.id, decision, now)])
             content.status = ContentStatus.DONE
             content.failure_reason = None
+            has_callback = content.callback_url is not None
+            if has_callback:
+                content.delivery_status = DeliveryStatus.PENDING
+                content.delivery_id = uuid.uuid4()  # stable across this item's attempts: the receivers' dedupe key
+                content.next_delivery_at = now
     except Exception as exc:
         # The error's type and first line, never the content.
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:400]
@@ -263,6 +291,8 @@ def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UU
             session.execute(update(Content).where(Content.id == content_id).values(failure_reason=reason))
         raise
     record_decisions([decision])
+    if has_callback and on_callback is not None:
+        on_callback(content_id)
     return "flagged" if decision.flagged else "clean"
 
 

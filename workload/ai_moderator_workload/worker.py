@@ -12,22 +12,38 @@ from prometheus_client import start_http_server
 from sqlalchemy.exc import OperationalError
 
 from .metrics import GaugeCollector, install_collector
-from .queueing import QUEUE, TASK_NAME, CeleryDispatcher, Sweeper, make_celery, run_task
+from .queueing import (
+    CALLBACK_TASK_NAME,
+    QUEUE,
+    TASK_NAME,
+    CeleryDispatcher,
+    Sweeper,
+    make_celery,
+    run_callback,
+    run_task,
+)
 from .runtime import Runtime
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def build_worker_app(runtime: Runtime) -> Celery:
+def build_worker_app(runtime: Runtime) -> tuple[Celery, CeleryDispatcher]:
     app = make_celery(runtime.settings)
+    dispatcher = CeleryDispatcher(app, runtime.settings.broker_visibility_timeout_seconds)
 
     @app.task(name=TASK_NAME, autoretry_for=(OperationalError,), retry_backoff=True, retry_backoff_max=60,
               retry_jitter=True, max_retries=8)
     def moderate_content(content_id: str) -> str:
-        return run_task(runtime, uuid.UUID(content_id))
+        return run_task(runtime, uuid.UUID(content_id), dispatcher)
 
-    return app
+    # No Celery retries: a failed attempt is recorded and re-queued by callbacks.deliver
+    # itself, and one the database refused stays due for the sweeper.
+    @app.task(name=CALLBACK_TASK_NAME)
+    def deliver_callback(content_id: str) -> str:
+        return run_callback(runtime, uuid.UUID(content_id), dispatcher)
+
+    return app, dispatcher
 
 
 def run_worker(settings: Settings, concurrency: int, metrics_port: int) -> None:
@@ -35,8 +51,7 @@ def run_worker(settings: Settings, concurrency: int, metrics_port: int) -> None:
         raise SystemExit("ai-moderator worker needs REDIS_URL (the embedded mode runs tasks inside `serve`)")
     runtime = Runtime(settings)
     runtime.engine  # load the model before taking work  # noqa: B018
-    app = build_worker_app(runtime)
-    dispatcher = CeleryDispatcher(app)
+    app, dispatcher = build_worker_app(runtime)
     install_collector(GaugeCollector({
         "celery_queue_length": ("Messages waiting in moderation_queue.", dispatcher.queue_length),
         "db_connection_pool_used": ("Database connections checked out.", runtime.pool_used),

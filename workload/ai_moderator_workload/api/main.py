@@ -81,7 +81,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
         limiter = RedisRateLimiter(redis_client)
         quota = RedisStorageQuota(redis_client)
-        dispatcher = CeleryDispatcher(make_celery(settings))
+        dispatcher = CeleryDispatcher(make_celery(settings), settings.broker_visibility_timeout_seconds)
     batcher: MicroBatcher[store.Submission, store.ContentRecord] = MicroBatcher(
         lambda items: store.moderate_and_store(runtime.sessions, runtime.engine, items),
         max_size=settings.batch_max_size, max_wait=settings.batch_max_wait_ms / 1000.0)

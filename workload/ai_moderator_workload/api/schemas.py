@@ -9,7 +9,7 @@ import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
-from ..db.models import NOTE_MAX_CHARS
+from ..db.models import CALLBACK_URL_MAX_CHARS, NOTE_MAX_CHARS
 from ..engine.categories import CATEGORIES, Category
 from ..review import Verdict
 
@@ -100,7 +100,12 @@ class ModerateRequest(BaseModel):
 
 
 class ContentRequest(ModerateRequest):
-    pass
+    callback_url: str | None = Field(
+        default=None, max_length=CALLBACK_URL_MAX_CHARS,
+        description="Where the decision is POSTed (the JSON of GET /api/v1/content/{id}, signed with the key's "
+                    "callback secret) once committed; default: the key's callback URL. An http(s) URL whose host is "
+                    "on the service's CALLBACK_ALLOWED_HOSTS and does not resolve to a loopback, link-local or "
+                    "private address.")
 
 
 class Span(BaseModel):
@@ -140,6 +145,16 @@ class ReviewView(BaseModel):
     reviewed_at: datetime
 
 
+class CallbackView(BaseModel):
+    url: str
+    status: Literal["pending", "delivered", "failed"] | None = Field(
+        description="null until decided; pending: being delivered or retried (with exponential backoff, up to "
+                    "CALLBACK_MAX_AGE_SECONDS); failed: a final non-2xx answer or retries ran out.")
+    attempts: int = Field(description="Delivery attempts so far.")
+    delivered_at: datetime | None
+    error: str | None = Field(description="The last attempt's error (network error or HTTP status).")
+
+
 class ContentView(BaseModel):
     id: str
     external_id: str | None
@@ -153,6 +168,7 @@ class ContentView(BaseModel):
     decided_by: Literal["model", "human"] | None = Field(
         description="human: `review` overrides `result`; model: no review; null: not decided yet.")
     review: ReviewView | None = Field(description="The human decision (POST /api/v1/review/{id}), if any.")
+    callback: CallbackView | None = Field(description="Delivery of the decision to callback_url; null without one.")
 
 
 class ShadowCategoryCounts(BaseModel):

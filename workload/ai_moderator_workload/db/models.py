@@ -44,6 +44,16 @@ class ContentStatus:
     FAILED = "failed"  # given up after max_task_attempts; failure_reason says why
 
 
+class DeliveryStatus:
+    """State of an item's callback (content.delivery_status); NULL without a callback."""
+    PENDING = "pending"  # decided, not delivered yet (next_delivery_at says when the next attempt is due)
+    DELIVERED = "delivered"
+    FAILED = "failed"  # a final answer (4xx) or CALLBACK_MAX_AGE_SECONDS of retries; delivery_error says why
+
+
+CALLBACK_URL_MAX_CHARS = 2048
+
+
 class Content(Base):
     __tablename__ = "content"
     __table_args__ = (
@@ -51,6 +61,7 @@ class Content(Base):
         Index("idx_content_external_id", "external_id"),
         Index("idx_content_created_at", "created_at"),
         Index("idx_content_pending", "status", "queued_at", postgresql_where="status = 'pending'"),
+        Index("idx_content_delivery_due", "next_delivery_at", postgresql_where="delivery_status = 'pending'"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -63,6 +74,16 @@ class Content(Base):
     failure_reason: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The decision is POSTed here once committed (callbacks.py).
+    callback_url: Mapped[str | None] = mapped_column(String(CALLBACK_URL_MAX_CHARS))
+    delivery_status: Mapped[str | None] = mapped_column(String(16))
+    delivery_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # X-AI-Moderator-Delivery: the same on every attempt, so receivers can dedupe.
+    delivery_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # When the next attempt is due; while one runs, the end of its lease.
+    next_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivery_error: Mapped[str | None] = mapped_column(String(512))
     result: Mapped[ModerationResult | None] = relationship(back_populates="content", uselist=False, lazy="joined")
     review: Mapped[Review | None] = relationship(back_populates="content", uselist=False, lazy="joined")
 
@@ -98,6 +119,10 @@ class ApiKey(Base):
     daily_storage_quota_bytes: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Used when a submission names no callback_url.
+    callback_url: Mapped[str | None] = mapped_column(String(CALLBACK_URL_MAX_CHARS))
+    # Signs callbacks (HMAC-SHA256). Stored as is, not hashed: signing needs it. Shown once.
+    callback_secret: Mapped[str | None] = mapped_column(String(128))
 
 
 class AuditEvent(Base):

@@ -4,43 +4,23 @@ and lookup. Every decision is stored with its engine and policy version."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ... import store
-from ...store import ContentRecord, Submission
+from ...apikeys import Principal
+from ...callbacks import CallbackRefused, check_url
+from ...settings import Settings
+from ...store import Submission
+from ...views import view
 from ..deps import Authenticated, Caller, State, tenant_scope
 from ..errors import ApiError, unavailable
 from ..schemas import ContentRequest, ContentView, ModerateRequest
 from .limits import admit_texts
 
 router = APIRouter(prefix="/api/v1", tags=["Moderation"])
-
-
-def view(record: ContentRecord) -> dict[str, Any]:
-    r, h = record.result, record.review
-    return {
-        "id": str(record.id),
-        "external_id": record.external_id,
-        "status": record.status,
-        "attempts": record.attempts,
-        "failure_reason": record.failure_reason,
-        "created_at": record.created_at.isoformat(),
-        "metadata": record.meta,
-        "result": None if r is None else {
-            "flagged": r.flagged, "categories": r.categories, "category_scores": r.scores, "spans": r.spans,
-            "engine_version": r.engine_version, "policy_version": r.policy_version,
-            "decided_at": r.created_at.isoformat(), "shadow": r.shadow,
-        },
-        "decided_by": None if r is None else "model" if h is None else "human",
-        "review": None if h is None else {
-            "flagged": h.flagged, "categories": h.categories, "note": h.note, "reviewed_by": h.reviewer,
-            "reviewed_at": h.created_at.isoformat(),
-        },
-    }
 
 
 @router.post("/moderate", response_model=ContentView, summary="Moderate one text now and store the decision")
@@ -57,14 +37,32 @@ async def submit_content(body: ContentRequest, principal: Authenticated, state: 
     if state.broker.up is False:
         # Before the charges: a request refused for the broker's sake costs the key nothing.
         raise unavailable("the broker")
+    callback_url = await run_in_threadpool(_callback_url, body.callback_url, principal, state.runtime.settings)
     await admit_texts([body.text], principal, state, body.metadata)
-    item = Submission(principal.tenant, body.text, body.external_id, body.metadata)
+    item = Submission(principal.tenant, body.text, body.external_id, body.metadata, callback_url)
     # Committed before it is queued: a lost message only delays it (sweeper).
     record = await run_in_threadpool(store.submit, state.runtime.sessions, item)
     if record.existed:
         return ORJSONResponse(view(record), status_code=200)
     await run_in_threadpool(state.dispatcher.dispatch, record.id)
     return ORJSONResponse(view(record), status_code=202, headers={"Location": f"/api/v1/content/{record.id}"})
+
+
+def _callback_url(requested: str | None, principal: Principal, settings: Settings) -> str | None:
+    """The request's callback URL, else the key's default, checked now (it
+    resolves the host: run off the event loop) and again at every attempt."""
+    url = requested or principal.callback_url
+    if url is None:
+        return None
+    whose = "callback_url" if requested else "the key's default callback_url"
+    if not principal.can_sign_callbacks:
+        raise ApiError(422, "callback_url needs an API key with a callback secret: keys from `ai-moderator apikey "
+                            "create` have one, older keys get one from `apikey rotate-callback-secret`.",
+                       code="invalid_value", param="callback_url")
+    try:
+        return check_url(url, settings)
+    except CallbackRefused as exc:
+        raise ApiError(422, f"{whose} {exc}.", code="invalid_value", param="callback_url") from None
 
 
 @router.get("/content/{content_id}", response_model=ContentView, summary="Content and its decision")

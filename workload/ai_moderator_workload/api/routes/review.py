@@ -11,11 +11,11 @@ from fastapi.responses import ORJSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ... import review
+from ...views import view
 from ..deps import ADMIN_ERRORS, CALLER_ERRORS, Admin, Caller, State, tenant_scope
 from ..errors import ApiError
 from ..paging import Cursor, Limit, decode_cursor, encode_cursor
 from ..schemas import ContentView, ErrorResponse, FeedbackRequest, FeedbackView, ReviewQueuePage, ReviewRequest
-from .native import view
 
 router = APIRouter(prefix="/api/v1", tags=["Feedback and review"])
 
