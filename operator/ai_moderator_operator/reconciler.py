@@ -34,7 +34,7 @@ from .reconcile.capabilities import KEDA_CRD, SERVICE_MONITOR_CRD, Capabilities
 from .reconcile.jobs import JobOutcomes
 from .reconcile.migration import Rollout, migrate
 from .reconcile.pruning import prune
-from .reconcile.quality_gate import quality_gate, spec_candidate
+from .reconcile.quality_gate import gate_candidate, quality_gate
 from .reconcile.restore import restore_state, start_restore
 from .reconcile.secrets import ensure_generated, referenced_values
 from .reconcile.shadow import promote_shadow, shadow_status
@@ -104,13 +104,13 @@ class Reconciler:
 
         ctx = Context(name, namespace, meta["uid"], spec, previous.get("version"), "",
                       await self.capabilities.has_crd(KEDA_CRD), await self.capabilities.has_crd(SERVICE_MONITOR_CRD))
-        observed.gate, observed.shadow = last_gate, last_shadow
+        observed.gate, observed.shadow = (last_gate if spec.qualityGate else None), last_shadow
         try:
             external = await referenced_values(self.applier, ctx)
             generated = await ensure_generated(self.applier, ctx)
             # Until the gate passes what the spec asks for, the policy that serves keeps serving.
-            gated = spec.qualityGate is not None and (
-                last_gate is None or last_gate.passed != await spec_candidate(self.applier, ctx, spec.version))
+            candidate = await gate_candidate(self.applier, ctx)
+            gated = candidate is not None and (last_gate is None or last_gate.passed != candidate)
         except Retry as exc:
             observed.problem = (exc.reason, str(exc))
             raise Degraded(derive(observed, previous)) from exc
@@ -134,7 +134,8 @@ class Reconciler:
             # Deployment is only ever applied with that version.
             await self._ensure_all(desired_children(replace(ctx, rolled_out_version=None)))
             version, released = await self._version_to_run(ctx, observed, annotations, previous.get("version"),
-                                                            last_migration, last_gate, gated, window)
+                                                            last_migration, last_gate, candidate if gated else None,
+                                                            window)
             if released:
                 ctx = hashed(replace(ctx, serving_policy=None))
             restore_request = await self._restore(ctx, observed, annotations, version, last_restore)
@@ -167,21 +168,22 @@ class Reconciler:
 
     async def _version_to_run(self, ctx: Context, observed: Observed, annotations: dict[str, str],
                               rolled: str | None, last_migration: MigrationStatus | None,
-                              last_gate: QualityGateStatus | None, gated: bool, window: Hold
+                              last_gate: QualityGateStatus | None, gated: str | None, window: Hold
                               ) -> tuple[str | None, bool]:
         """The version the app runs after this pass -- the spec's once its
         migration succeeded (and its window is open, and its quality gate
-        passed) -- and whether the spec's policy was released by the gate now."""
+        passed) -- and whether the spec's policy was released by the gate now.
+        `gated` is the candidate the gate still has to pass, if any."""
         spec = ctx.spec
         rollout = Rollout(rolled, last_migration) if window.version else await migrate(
             self.applier, self.outcomes, ctx, rolled, last_migration, annotations.get(RETRY_MIGRATION_ANNOTATION, ""))
         observed.migration, observed.migration_failed, observed.migrating = (
             rollout.status, rollout.failed, rollout.running)
-        if not gated:
+        if gated is None:
             return rollout.version, False
         if rollout.version != spec.version or window.policy:
             return rolled, False
-        gate = await quality_gate(self.applier, self.outcomes, ctx, spec.version, last_gate,
+        gate = await quality_gate(self.applier, self.outcomes, ctx, gated, last_gate,
                                   annotations.get(RETRY_QUALITY_GATE_ANNOTATION, ""), ctx.serving_policy)
         observed.gate, observed.gate_failed, observed.gate_running = gate.status, gate.failed, gate.running
         return (spec.version, True) if gate.passed else (rolled, False)

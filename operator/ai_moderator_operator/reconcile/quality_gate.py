@@ -65,9 +65,13 @@ def candidate_of(image: str, policy_yaml: str, golden: str) -> str:
     return f"{image} policy@{_digest(policy_yaml)} golden@{golden}"
 
 
-async def spec_candidate(applier: Applier, ctx: Context, version: str) -> str:
-    """The candidate the spec asks for with `version`."""
-    return candidate_of(ctx.image(version), spec_policy_yaml(ctx), await golden_digest(applier, ctx))
+async def gate_candidate(applier: Applier, ctx: Context) -> str | None:
+    """The candidate the spec asks for; None without a gate, whose series then go
+    (no alert may fire for a gate that was turned off)."""
+    if ctx.spec.qualityGate is None:
+        forget_stack(ctx.namespace, ctx.name, GATE_SERIES)
+        return None
+    return candidate_of(ctx.image(ctx.spec.version), spec_policy_yaml(ctx), await golden_digest(applier, ctx))
 
 
 def _pct(value: float | None) -> str:
@@ -105,13 +109,12 @@ def _measured(report: dict[str, Any], baseline_flag_rate: float | None) -> dict[
             "categories": {c: CategoryQuality(**q) for c, q in (candidate.get("categories") or {}).items()}}
 
 
-async def quality_gate(applier: Applier, outcomes: JobOutcomes, ctx: Context, version: str,
+async def quality_gate(applier: Applier, outcomes: JobOutcomes, ctx: Context, candidate: str,
                        previous: QualityGateStatus | None, retry: str, serving_policy: str | None) -> GateOutcome:
+    """Run or read the evaluation of a candidate that has not passed yet."""
     gate = ctx.spec.qualityGate
-    if gate is None:
-        forget_stack(ctx.namespace, ctx.name, GATE_SERIES)
-        return GateOutcome(None, passed=True)
-    outcome = await _evaluate(applier, outcomes, ctx, gate, version, previous, retry, serving_policy)
+    assert gate is not None
+    outcome = await _evaluate(applier, outcomes, ctx, gate, candidate, previous, retry, serving_policy)
     if outcome.status is not None and outcome.status.phase in ("Passed", "Failed"):
         labels = (ctx.namespace, ctx.name)
         QUALITY_GATE_PASSED.labels(*labels).set(outcome.passed)
@@ -122,11 +125,9 @@ async def quality_gate(applier: Applier, outcomes: JobOutcomes, ctx: Context, ve
     return outcome
 
 
-async def _evaluate(applier: Applier, outcomes: JobOutcomes, ctx: Context, gate: QualityGateSpec, version: str,
+async def _evaluate(applier: Applier, outcomes: JobOutcomes, ctx: Context, gate: QualityGateSpec, candidate: str,
                     previous: QualityGateStatus | None, retry: str, serving_policy: str | None) -> GateOutcome:
-    candidate = await spec_candidate(applier, ctx, version)
-    if previous is not None and previous.passed == candidate:
-        return GateOutcome(previous, passed=True)
+    version = ctx.spec.version
     name = ctx.names.quality_gate_job(candidate, retry)
     job = await applier.ensure_once(quality_gate_job(ctx, version, name, spec_policy_yaml(ctx), serving_policy))
     state = await outcomes.of(job)

@@ -119,3 +119,17 @@ async def test_a_harmless_policy_change_rolls_out_after_its_gate(world: World) -
     writes = len(world.kube.writes)
     await one_pass(world)
     assert gate_jobs(world) == jobs and world.kube.writes[writes:] == [], "passed: no new Job, no write"
+
+
+async def test_turning_the_gate_off_drops_its_status_and_its_series(world: World) -> None:
+    from prometheus_client import REGISTRY
+
+    await ready_gated_stack(world)
+    series = {"namespace": NS, "stack": "shop"}
+    assert REGISTRY.get_sample_value("ai_moderator_quality_gate_passed", series) == 1
+    stack = world.kube.objects[STACK_KEY]
+    stack["spec"] = {k: v for k, v in stack["spec"].items() if k != "qualityGate"}
+    stack["metadata"]["generation"] += 1
+    status, _ = await one_pass(world)
+    assert "qualityGate" not in status, "no stale gate in status"
+    assert REGISTRY.get_sample_value("ai_moderator_quality_gate_passed", series) is None, "no alert for a gate gone"
