@@ -205,3 +205,14 @@ def worker_process(env: dict[str, str], log_dir: Path) -> Iterator[Process]:
         yield proc
     finally:
         proc.stop()
+
+
+def metric(base: str, name: str, **labels: str) -> float:
+    """One sample of a process's /metrics (0 when it has not been set)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0

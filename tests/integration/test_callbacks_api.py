@@ -18,13 +18,12 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import inspect, text
 from test_quota_api import new_key
 
 from ai_moderator_workload.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from ai_moderator_workload.db.migrate import head_revision
-from servers import Process, alembic_to, api_server, database_at, free_port, run_cli
+from servers import Process, alembic_to, api_server, database_at, free_port, metric, run_cli
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -143,13 +142,6 @@ def settled(api: str, headers: dict[str, str], content_id: str, process: Process
         time.sleep(0.1)
 
 
-def metric(port: int, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
-
 
 def test_the_decision_is_delivered_signed_with_the_keys_secret(api: str, env: dict[str, str], hook: Receiver,
                                                                 key: tuple[dict[str, Any], dict[str, str]],
@@ -181,9 +173,9 @@ def test_a_500_is_retried_with_the_same_delivery_id(api: str, env: dict[str, str
     accepted = submit(api, headers, callback_url=hook.url("/flaky"))
     with worker(env, tmp_path, "flaky", metrics_port=port) as process:
         item = settled(api, headers, accepted["id"], process)
-        assert metric(port, "moderation_callback_deliveries_total", outcome="retry") == 2
-        assert metric(port, "moderation_callback_deliveries_total", outcome="delivered") == 1
-        assert metric(port, "moderation_callback_delivery_seconds_count") == 1
+        assert metric(f"http://127.0.0.1:{port}", "moderation_callback_deliveries_total", outcome="retry") == 2
+        assert metric(f"http://127.0.0.1:{port}", "moderation_callback_deliveries_total", outcome="delivered") == 1
+        assert metric(f"http://127.0.0.1:{port}", "moderation_callback_delivery_seconds_count") == 1
     assert item["callback"]["status"] == "delivered" and item["callback"]["attempts"] == 3
     deliveries = hook.at("/flaky")
     assert len(deliveries) == 3 and len({d.delivery_id for d in deliveries}) == 1

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import inspect, text
 from test_api_postgres import admin, db_count
 from test_quota_api import new_key
@@ -30,7 +29,7 @@ from ai_moderator_workload.engine.pipeline import Decision
 from ai_moderator_workload.engine.policy import parse_policy
 from ai_moderator_workload.runtime import Runtime
 from ai_moderator_workload.settings import Settings
-from servers import alembic_to, api_server, database_at, run_cli
+from servers import alembic_to, api_server, database_at, metric, run_cli
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
@@ -94,13 +93,6 @@ def decided(env: dict[str, str], tenant: str, content: str, scores: dict[str, fl
 def oldest_first(records: list[store.ContentRecord]) -> list[str]:
     return [str(r.id) for r in sorted(records, key=lambda r: (r.created_at, r.id))]
 
-
-def metric(base: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(httpx.get(f"{base}/metrics", timeout=10).text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                return float(sample.value)
-    return 0.0
 
 
 def feedback(base: str, headers: dict[str, str], content_id: object, **body: Any) -> httpx.Response:
