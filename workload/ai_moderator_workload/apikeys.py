@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from .audit import record
 from .callbacks import new_secret
-from .db.models import ApiKey, utcnow
+from .db.models import ApiKey, TenantPolicy, utcnow
+from .policies import UnknownName
+from .policy_admin import bump_revision
 
 KEY_PREFIX = "amk"
 ADMIN_TENANT = "admin"
@@ -60,17 +62,24 @@ def parse_prefix(token: str) -> str | None:
 
 def create_key(session: Session, name: str, *, is_admin: bool = False,
                rate_limit_per_minute: int | None = None, daily_storage_quota_bytes: int | None = None,
-               callback_url: str | None = None, actor: str = "cli") -> tuple[ApiKey, str]:
+               callback_url: str | None = None, policy: str | None = None,
+               actor: str = "cli") -> tuple[ApiKey, str]:
     """A new key and its token. The key's callback secret is on the returned
-    row: like the token, show it now, it is not shown again."""
+    row: like the token, show it now, it is not shown again. A `policy` must
+    exist (UnknownName)."""
+    if policy is not None and session.get(TenantPolicy, policy) is None:
+        raise UnknownName("tenant policy", policy)
     token, prefix = new_token()
     key = ApiKey(name=name, prefix=prefix, key_hash=hash_key(token), is_admin=is_admin,
                  rate_limit_per_minute=rate_limit_per_minute, daily_storage_quota_bytes=daily_storage_quota_bytes,
-                 callback_url=callback_url, callback_secret=new_secret())
+                 callback_url=callback_url, callback_secret=new_secret(), policy=policy)
     session.add(key)
     session.flush()
     record(session, actor, "apikey.create", str(key.id),
-           {"name": name, "is_admin": is_admin, **({"callback_url": callback_url} if callback_url else {})})
+           {"name": name, "is_admin": is_admin, **({"callback_url": callback_url} if callback_url else {}),
+            **({"policy": policy} if policy else {})})
+    if policy is not None:
+        bump_revision(session)
     return key, token
 
 
@@ -90,6 +99,28 @@ def rotate_callback_secret(session: Session, key_id_or_prefix: str, actor: str =
     key.callback_secret = new_secret()
     record(session, actor, "apikey.rotate_callback_secret", str(key.id), {"name": key.name})
     return key.callback_secret
+
+
+def update_key(session: Session, key_id_or_prefix: str, changes: dict[str, Any], actor: str = "cli") -> ApiKey | None:
+    """Set an active key's `policy` and/or default `callback_url` (None
+    clears either), or None if there is no such key. A policy must exist
+    (UnknownName). Audited with the fields' values before and after."""
+    key = session.scalar(select(ApiKey).where(_find(key_id_or_prefix), ApiKey.revoked_at.is_(None)).with_for_update())
+    if key is None:
+        return None
+    policy = changes.get("policy")
+    if policy is not None and session.get(TenantPolicy, policy) is None:
+        raise UnknownName("tenant policy", policy)
+    before = {field: getattr(key, field) for field in changes if getattr(key, field) != changes[field]}
+    if not before:
+        return key
+    for field in before:
+        setattr(key, field, changes[field])
+    record(session, actor, "apikey.update", str(key.id), {"name": key.name, "before": before,
+                                                          "after": {field: changes[field] for field in before}})
+    if "policy" in before:
+        bump_revision(session)
+    return key
 
 
 def list_keys(session: Session) -> list[ApiKey]:
@@ -164,5 +195,5 @@ def describe(key: ApiKey) -> dict[str, str | bool | int | None]:
     return {"id": str(key.id), "name": key.name, "prefix": key.prefix, "is_admin": key.is_admin,
             "rate_limit_per_minute": key.rate_limit_per_minute,
             "daily_storage_quota_bytes": key.daily_storage_quota_bytes, "callback_url": key.callback_url,
-            "created_at": ts(key.created_at),
+            "policy": key.policy, "created_at": ts(key.created_at),
             "revoked_at": ts(key.revoked_at)}

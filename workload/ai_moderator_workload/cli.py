@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 from .logs import configure_logging
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from .engine.policy import Policy
+    from .settings import Settings
 
 
 def parse_duration(value: str) -> timedelta:
@@ -135,43 +138,69 @@ def cmd_verify_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refused_callback_url(url: str | None, settings: Settings) -> str | None:
+    """Why a key's default callback URL is refused, or None."""
+    if url is None:
+        return None
+    from .callbacks import CallbackRefused, check_url
+
+    try:
+        check_url(url, settings)
+    except CallbackRefused as exc:
+        return f"--callback-url {exc}"
+    return None
+
+
 def cmd_apikey(args: argparse.Namespace) -> int:
-    from . import apikeys
     from .db.session import session_scope
+    from .policies import UnknownName
 
     settings = _settings()
-    with session_scope(settings) as session:
-        if args.action == "create":
-            if args.callback_url is not None:
-                from .callbacks import CallbackRefused, check_url
+    refused = _refused_callback_url(getattr(args, "callback_url", None), settings)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
+    try:
+        with session_scope(settings) as session:
+            return _apikey_action(args, session)
+    except UnknownName as exc:
+        print(f"--policy: {exc} (create it with PUT /api/v1/policies/{exc.name})", file=sys.stderr)
+        return 2
 
-                try:
-                    check_url(args.callback_url, settings)
-                except CallbackRefused as exc:
-                    print(f"--callback-url {exc}", file=sys.stderr)
-                    return 2
-            key, token = apikeys.create_key(session, args.name, is_admin=args.admin,
-                                            rate_limit_per_minute=args.rate_limit,
-                                            daily_storage_quota_bytes=args.daily_quota,
-                                            callback_url=args.callback_url)
-            print(json.dumps({**apikeys.describe(key), "key": token, "callback_secret": key.callback_secret},
-                             indent=2))
-            print("Store the key and its callback secret now: they are not shown again.", file=sys.stderr)
-        elif args.action == "rotate-callback-secret":
-            secret = apikeys.rotate_callback_secret(session, args.key)
-            if secret is None:
-                print(f"no active key with id or prefix {args.key}", file=sys.stderr)
-                return 1
-            print(json.dumps({"key": args.key, "callback_secret": secret}, indent=2))
-            print("Store the callback secret now: it is not shown again. The old one no longer signs.",
-                  file=sys.stderr)
-        elif args.action == "list":
-            print(json.dumps([apikeys.describe(k) for k in apikeys.list_keys(session)], indent=2))
-        elif not apikeys.revoke_key(session, args.key):
+
+def _apikey_action(args: argparse.Namespace, session: Session) -> int:
+    from . import apikeys
+
+    if args.action == "create":
+        key, token = apikeys.create_key(session, args.name, is_admin=args.admin,
+                                        rate_limit_per_minute=args.rate_limit,
+                                        daily_storage_quota_bytes=args.daily_quota,
+                                        callback_url=args.callback_url, policy=args.policy)
+        print(json.dumps({**apikeys.describe(key), "key": token, "callback_secret": key.callback_secret}, indent=2))
+        print("Store the key and its callback secret now: they are not shown again.", file=sys.stderr)
+    elif args.action == "update":
+        changes = {field: None if value == "" else value
+                   for field, value in (("policy", args.policy), ("callback_url", args.callback_url))
+                   if value is not None}
+        updated = apikeys.update_key(session, args.key, changes)
+        if updated is None:
             print(f"no active key with id or prefix {args.key}", file=sys.stderr)
             return 1
-        else:
-            print(f"revoked {args.key}")
+        print(json.dumps(apikeys.describe(updated), indent=2))
+    elif args.action == "rotate-callback-secret":
+        secret = apikeys.rotate_callback_secret(session, args.key)
+        if secret is None:
+            print(f"no active key with id or prefix {args.key}", file=sys.stderr)
+            return 1
+        print(json.dumps({"key": args.key, "callback_secret": secret}, indent=2))
+        print("Store the callback secret now: it is not shown again. The old one no longer signs.", file=sys.stderr)
+    elif args.action == "list":
+        print(json.dumps([apikeys.describe(k) for k in apikeys.list_keys(session)], indent=2))
+    elif not apikeys.revoke_key(session, args.key):
+        print(f"no active key with id or prefix {args.key}", file=sys.stderr)
+        return 1
+    else:
+        print(f"revoked {args.key}")
     return 0
 
 
@@ -319,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default $DAILY_STORAGE_QUOTA_BYTES)")
     create.add_argument("--callback-url", default=None, metavar="URL",
                         help="where decisions of content submitted without a callback_url are POSTed")
+    create.add_argument("--policy", default=None, metavar="NAME", help="tenant policy this key's requests are "
+                                                                       "decided with (default: the stack's)")
+    update = key_sub.add_parser("update", help="change a key's tenant policy or default callback URL")
+    update.add_argument("key", help="key id or prefix")
+    update.add_argument("--policy", default=None, metavar="NAME", help="tenant policy; '' for the stack's")
+    update.add_argument("--callback-url", default=None, metavar="URL", help="default callback URL; '' for none")
     key_sub.add_parser("list")
     rotate = key_sub.add_parser("rotate-callback-secret", help="print a new callback signing secret for the key")
     rotate.add_argument("key", help="key id or prefix")

@@ -62,6 +62,10 @@ REVIEW_QUEUE_DEPTH = Gauge("moderation_review_queue_depth",
 REVIEW_OLDEST_AGE = Gauge("moderation_review_oldest_age_seconds",
                           "Age of the oldest item waiting for a human review when last measured (0: none).",
                           multiprocess_mode="mostrecent")
+# min: with several processes on one metrics endpoint, the one furthest behind.
+POLICY_REVISION = Gauge("moderation_policy_revision",
+                        "Revision of tenant policies and blocklists this process decides with.",
+                        multiprocess_mode="min")
 CALLBACK_DELIVERIES = Counter("moderation_callback_deliveries_total",
                               "Callback attempts by outcome: delivered, retry (will be tried again) or failed "
                               "(given up).", ["outcome"])

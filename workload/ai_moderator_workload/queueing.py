@@ -43,8 +43,9 @@ def run_task(runtime: Runtime, content_id: uuid.UUID, dispatcher: Dispatcher | N
     started = time.perf_counter()
     ACTIVE_TASKS.inc()
     try:
+        runtime.policies.refresh_if_due(runtime.sessions)
         outcome = store.process(runtime.sessions, runtime.engine, content_id, runtime.settings.max_task_attempts,
-                                None if dispatcher is None else dispatcher.dispatch_callback)
+                                None if dispatcher is None else dispatcher.dispatch_callback, runtime.policies)
     except Exception:
         TASKS.labels("failure").inc()
         raise

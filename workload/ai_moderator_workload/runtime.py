@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from .db.session import get_engine, session_factory
 from .engine.pipeline import Engine
 from .engine.policy import Policy, load_policy
+from .policies import PolicyCatalog
 from .settings import Settings
 
 
@@ -28,6 +29,10 @@ class Runtime:
         engine = Engine(load_policy(self.settings.policy_file), shadow=_shadow_policy(self.settings.shadow_policy_file))
         engine.warm_up()
         return engine
+
+    @cached_property
+    def policies(self) -> PolicyCatalog:
+        return PolicyCatalog(self.engine.policy, self.settings.policy_refresh_seconds)
 
     def pool_used(self) -> float:
         return float(get_engine(self.settings).pool.checkedout())  # type: ignore[attr-defined]

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     secret_key: SecretStr | None = Field(default=None, description="Reserved for signing; never logged.")
     policy_file: Path | None = Field(default=None, description="YAML moderation policy (ConfigMap mount).")
+    policy_refresh_seconds: float = Field(
+        default=1.0, gt=0, le=5, description="How often each process checks for changed tenant policies and "
+                                             "blocklists (a changed one is live within this time).")
     shadow_policy_file: Path | None = Field(
         default=None, description="YAML shadow policy, decided beside the live one and never enforced; its "
                                   "allowlist and engine must be the live policy's (ConfigMap mount).")

@@ -33,7 +33,9 @@ from .audit import record
 from .db.models import Content, ContentStatus, DeliveryStatus, ModerationResult, utcnow
 from .engine.categories import CATEGORIES
 from .engine.pipeline import Decision, Engine, ShadowDecision
+from .engine.policy_rules import PolicyRules
 from .metrics import CONTENT_FAILED, record_decisions
+from .policies import PolicyCatalog
 
 # Core tables: bulk inserts skip the ORM's per-row bookkeeping (hot path).
 CONTENT = cast(Table, Content.__table__)
@@ -47,6 +49,7 @@ class Submission:
     external_id: str | None = None
     meta: dict[str, Any] | None = None
     callback_url: str | None = None  # checked by the caller (callbacks.check_url)
+    rules: PolicyRules | None = None  # the tenant's policy and the request's blocklists; None: the stack's
 
 
 @dataclass(slots=True)
@@ -191,7 +194,7 @@ def moderate_and_store(sessions: sessionmaker[Session], engine: Engine,
     one transaction. Texts re-sent with a known external_id get their stored
     decision back instead of a second row."""
     now = utcnow()
-    decisions = engine.moderate([i.text for i in items])
+    decisions = engine.moderate([i.text for i in items], [i.rules for i in items])
     records: list[ContentRecord | None] = [None] * len(items)
     content_rows: list[dict[str, Any]] = []
     result_rows: list[dict[str, Any]] = []
@@ -221,7 +224,10 @@ def submit(sessions: sessionmaker[Session], item: Submission) -> ContentRecord:
     content_id = uuid.uuid4()
     row = {"id": content_id, "tenant": item.tenant, "external_id": item.external_id, "text": item.text,
            "metadata": item.meta, "status": ContentStatus.PENDING, "attempts": 0, "created_at": now, "queued_at": now,
-           "callback_url": item.callback_url, "delivery_attempts": 0}
+           "callback_url": item.callback_url, "delivery_attempts": 0,
+           # Names, not rules: the worker decides with them as they are then.
+           "policy": item.rules.policy if item.rules else None,
+           "blocklists": list(item.rules.extra) if item.rules and item.rules.extra else None}
     with sessions() as session, session.begin():
         if item.external_id is None:
             session.execute(insert(CONTENT), [row])
@@ -249,7 +255,7 @@ def find_external(sessions: sessionmaker[Session], tenant: str, external_id: str
 
 
 def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UUID, max_attempts: int,
-            on_callback: Callable[[uuid.UUID], None] | None = None) -> str:
+            on_callback: Callable[[uuid.UUID], None] | None = None, policies: PolicyCatalog | None = None) -> str:
     """Moderate one pending item. Safe to run twice or concurrently: the row
     lock and the status check make the second run a no-op. The attempt is
     counted in its own transaction first, so a task that always fails (and
@@ -257,7 +263,9 @@ def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UU
     item is marked failed with the last error, and nobody re-queues it.
     An item with a callback has its delivery made due in the decision's
     transaction, and `on_callback` queues it once that is committed (the
-    sweeper delivers it if that message is lost)."""
+    sweeper delivers it if that message is lost). The item's tenant policy and
+    blocklists are taken from `policies` as they are now; one deleted since
+    the submission is left out rather than failing the item."""
     with sessions() as session, session.begin():
         content = _pending(session, content_id)
         if content is None:
@@ -274,7 +282,8 @@ def process(sessions: sessionmaker[Session], engine: Engine, content_id: uuid.UU
             content = _pending(session, content_id)
             if content is None:
                 return "skipped"
-            decision = engine.moderate([content.text])[0]
+            rules = None if policies is None else policies.rules(content.policy, content.blocklists or (), strict=False)
+            decision = engine.moderate([content.text], [rules])[0]
             now = utcnow()
             session.execute(insert(RESULT), [_result_row(content.id, decision, now)])
             content.status = ContentStatus.DONE

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .engine.categories import CATEGORIES
 from .store import ContentRecord
 
 
@@ -19,7 +20,9 @@ def view(record: ContentRecord) -> dict[str, Any]:
         "created_at": record.created_at.isoformat(),
         "metadata": record.meta,
         "result": None if r is None else {
-            "flagged": r.flagged, "categories": r.categories, "category_scores": r.scores, "spans": r.spans,
+            # JSONB keeps keys in its own order: scores are put back in the API's category order.
+            "flagged": r.flagged, "categories": r.categories,
+            "category_scores": {c: r.scores[c] for c in CATEGORIES if c in r.scores}, "spans": r.spans,
             "engine_version": r.engine_version, "policy_version": r.policy_version,
             "decided_at": r.created_at.isoformat(), "shadow": r.shadow,
         },

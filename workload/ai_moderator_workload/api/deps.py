@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..apikeys import Principal
+from ..engine.policy_rules import PolicyRules
 from ..metrics import STORAGE_QUOTA_REFUSED
 from ..quota import human_bytes
 from ..settings import UNIT_CHARS
@@ -113,6 +114,18 @@ CALLER_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     **CALLER_ERRORS, 403: {"model": ErrorResponse, "description": "The key is not an admin key."}}
+
+
+def policy_rules(state: AppState, principal: Principal, blocklists: list[str]) -> PolicyRules | None:
+    """The rules a request is decided with: its key's tenant policy and the
+    blocklists it names (None: the stack's policy). An unknown blocklist is a
+    422; a key's policy is always known (keys cannot be bound to a missing one)."""
+    catalog = state.runtime.policies
+    unknown = catalog.unknown_blocklists(blocklists)
+    if unknown:
+        raise ApiError(422, f"No blocklist named {unknown[0]!r} (GET /api/v1/blocklists lists them).",
+                       code="unknown_blocklist", param="blocklists")
+    return catalog.rules(catalog.policy_of(principal.key_id), blocklists, strict=False)
 
 
 def tenant_scope(principal: Principal) -> str | None:

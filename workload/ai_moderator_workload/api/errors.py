@@ -74,7 +74,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
         status = 400 if exc.status_code == 409 else exc.status_code
-        return error_response(status, str(exc.detail), headers=getattr(exc, "headers", None))
+        # An unknown route has the code of every other 404.
+        return error_response(status, str(exc.detail), "not_found" if status == 404 else None,
+                              headers=getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(PoolTimeout)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -11,6 +13,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from .. import store
@@ -35,7 +38,7 @@ from ..settings import Settings, get_settings
 from . import errors
 from .auth import KeyFirstMiddleware
 from .middleware import EdgeMiddleware
-from .routes import audit, health, native, openai, review, shadow
+from .routes import audit, blocklists, health, keys, native, openai, policies, review, shadow
 from .state import AppState
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,17 @@ def _bootstrap_embedded(runtime: Runtime) -> None:
     path.write_text(token + "\n", encoding="utf-8")
     path.chmod(0o600)
     log.warning("created an admin API key for this local database", extra={"key_file": str(path)})
+
+
+async def _refresh_policies(runtime: Runtime) -> None:
+    """Check for changed tenant policies every POLICY_REFRESH_SECONDS, off
+    the event loop; the database being away only delays the next check."""
+    while True:
+        try:
+            await run_in_threadpool(runtime.policies.refresh, runtime.sessions)
+        except SQLAlchemyError as exc:
+            log.warning("could not check tenant policies", extra={"error": type(exc).__name__})
+        await asyncio.sleep(runtime.settings.policy_refresh_seconds)
 
 
 @asynccontextmanager
@@ -89,6 +103,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     broker = BrokerMonitor(dispatcher)
     await broker.refresh()
     broker.start()
+    with contextlib.suppress(SQLAlchemyError):
+        # Before the first request, when the database is there; the loop retries otherwise.
+        await run_in_threadpool(runtime.policies.refresh, runtime.sessions)
+    policy_refresher = asyncio.get_running_loop().create_task(_refresh_policies(runtime), name="policy-refresh")
     install_collector(GaugeCollector({
         "celery_queue_length": ("Messages waiting in moderation_queue (as last read).", lambda: broker.queue_length),
         "broker_up": ("1 when the broker answered its last check, 0 when not (absent in the embedded mode).",
@@ -106,6 +124,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        policy_refresher.cancel()
+        await asyncio.gather(policy_refresher, return_exceptions=True)
         await broker.stop()
         await batcher.stop()
         if sweeper is not None:
@@ -136,6 +156,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(shadow.router)
     app.include_router(review.router)
     app.include_router(audit.router)
+    app.include_router(blocklists.router)
+    app.include_router(policies.router)
+    app.include_router(keys.router)
     # Added last, so outermost: metrics and the size limit see every request,
     # including those KeyFirstMiddleware refuses.
     app.add_middleware(KeyFirstMiddleware)

@@ -11,6 +11,7 @@ from pydantic.alias_generators import to_camel
 
 from ..db.models import CALLBACK_URL_MAX_CHARS, NOTE_MAX_CHARS
 from ..engine.categories import CATEGORIES, Category
+from ..policies import MAX_BLOCKLISTS, NAME_PATTERN
 from ..review import Verdict
 
 METADATA_MAX_BYTES = 16 * 1024
@@ -18,7 +19,7 @@ METADATA_MAX_DEPTH = 8
 _INT64 = (-(2**63), 2**63 - 1)
 
 
-def _no_nul(value: str) -> str:
+def no_nul(value: str) -> str:
     # PostgreSQL cannot store U+0000 in text: refused here, with the field named,
     # rather than failing the database write of every request batched with it.
     if "\x00" in value:
@@ -31,13 +32,13 @@ def _storable(value: Any, depth: int = 0) -> None:
         raise ValueError(f"is nested deeper than {METADATA_MAX_DEPTH} levels")
     if isinstance(value, dict):
         for key, item in value.items():
-            _no_nul(key)
+            no_nul(key)
             _storable(item, depth + 1)
     elif isinstance(value, list):
         for item in value:
             _storable(item, depth + 1)
     elif isinstance(value, str):
-        _no_nul(value)
+        no_nul(value)
     elif isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
         raise ValueError("holds an integer outside the 64-bit range")
 
@@ -51,12 +52,24 @@ def _bounded_metadata(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 ExternalId = Annotated[str, Field(min_length=1, max_length=255, description="Your id; idempotency key per API key."),
-                       AfterValidator(_no_nul)]
+                       AfterValidator(no_nul)]
 Metadata = Annotated[dict[str, Any] | None, Field(
     default=None, description=f"Stored with the content, returned as is: at most {METADATA_MAX_BYTES} bytes as JSON, "
                               f"{METADATA_MAX_DEPTH} levels deep, 64-bit integers, no NUL characters."),
     AfterValidator(_bounded_metadata)]
-Text = Annotated[str, Field(min_length=1, description="Text to moderate."), AfterValidator(_no_nul)]
+Text = Annotated[str, Field(min_length=1, description="Text to moderate."), AfterValidator(no_nul)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, description="1 to 64 lower-case letters, digits, '.', '_' or '-', "
+                                                               "starting and ending with a letter or digit.")]
+
+
+def _distinct(names: list[str]) -> list[str]:
+    return list(dict.fromkeys(names))
+
+
+BlocklistNames = Annotated[list[Name], Field(max_length=MAX_BLOCKLISTS), AfterValidator(_distinct)]
+RequestBlocklists = Annotated[BlocklistNames, Field(
+    description=f"Up to {MAX_BLOCKLISTS} blocklists (PUT /api/v1/blocklists/{{name}}) applied to this request "
+                "besides those of the key's policy.")]
 
 
 class TextPart(BaseModel):
@@ -77,6 +90,7 @@ class OpenAIModerationRequest(BaseModel):
     input: Text | Annotated[list[Text], Field(min_length=1)] | Annotated[list[InputPart], Field(min_length=1)] = Field(
         description="A string, a list of strings, or a list of OpenAI input parts (text only).")
     model: str | None = Field(default=None, description="Accepted for compatibility; see the README for names.")
+    blocklists: RequestBlocklists = []
 
 
 class OpenAIResult(BaseModel):
@@ -97,6 +111,7 @@ class ModerateRequest(BaseModel):
     text: Text
     external_id: ExternalId | None = None
     metadata: Metadata
+    blocklists: RequestBlocklists = []
 
 
 class ContentRequest(ModerateRequest):
@@ -116,6 +131,8 @@ class Span(BaseModel):
     source: Literal["rule", "blocklist", "model"] = Field(
         description="rule or blocklist: the phrase that matched; model: the window of a long text that drove "
                     "the category's score.")
+    blocklist: str | None = Field(default=None, description="The named blocklist a blocklist span's term is on "
+                                                            "(absent for the stack policy's own blocklist).")
 
 
 class ShadowView(BaseModel):
@@ -208,7 +225,7 @@ Categories = Annotated[list[Category], Field(max_length=len(CATEGORIES), descrip
                                              "returned once each, in the API's category order."),
                        AfterValidator(_in_category_order)]
 Note = Annotated[str, Field(max_length=NOTE_MAX_CHARS, description=f"Free text, at most {NOTE_MAX_CHARS} characters."),
-                 AfterValidator(_no_nul)]
+                 AfterValidator(no_nul)]
 
 
 class FeedbackRequest(BaseModel):

@@ -7,7 +7,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeEngine, Uuid
@@ -52,6 +64,7 @@ class DeliveryStatus:
 
 
 CALLBACK_URL_MAX_CHARS = 2048
+NAME_MAX_CHARS = 64  # of tenant policies and blocklists
 
 
 class Content(Base):
@@ -84,6 +97,10 @@ class Content(Base):
     next_delivery_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     delivery_error: Mapped[str | None] = mapped_column(String(512))
+    # The tenant policy of the key at submission and the request's extra
+    # blocklists, applied when a worker decides the item (policies.py).
+    policy: Mapped[str | None] = mapped_column(String(NAME_MAX_CHARS))
+    blocklists: Mapped[list[str] | None] = mapped_column(json_type(none_as_null=True))
     result: Mapped[ModerationResult | None] = relationship(back_populates="content", uselist=False, lazy="joined")
     review: Mapped[Review | None] = relationship(back_populates="content", uselist=False, lazy="joined")
 
@@ -123,6 +140,8 @@ class ApiKey(Base):
     callback_url: Mapped[str | None] = mapped_column(String(CALLBACK_URL_MAX_CHARS))
     # Signs callbacks (HMAC-SHA256). Stored as is, not hashed: signing needs it. Shown once.
     callback_secret: Mapped[str | None] = mapped_column(String(128))
+    # The tenant policy this key's requests are decided with; NULL: the stack's policy.
+    policy: Mapped[str | None] = mapped_column(ForeignKey("tenant_policy.name", ondelete="RESTRICT"))
 
 
 class AuditEvent(Base):
@@ -138,6 +157,8 @@ class AuditEvent(Base):
 
 
 NOTE_MAX_CHARS = 2000
+DESCRIPTION_MAX_CHARS = 1000
+TERM_MAX_CHARS = 200
 
 
 class Feedback(Base):
@@ -170,3 +191,51 @@ class Review(Base):
     note: Mapped[str | None] = mapped_column(String(NOTE_MAX_CHARS))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
     content: Mapped[Content] = relationship(back_populates="review")
+
+
+class TenantPolicy(Base):
+    """A named policy layered on the stack's: its thresholds replace the
+    stack's for the categories it lists, its allowlist and blocklists add to
+    the stack's (policies.py)."""
+    __tablename__ = "tenant_policy"
+
+    name: Mapped[str] = mapped_column(String(NAME_MAX_CHARS), primary_key=True)
+    description: Mapped[str | None] = mapped_column(String(DESCRIPTION_MAX_CHARS))
+    thresholds: Mapped[dict[str, float]] = mapped_column(JsonType, nullable=False)
+    default_threshold: Mapped[float | None] = mapped_column(Float)
+    allowlist: Mapped[list[str]] = mapped_column(JsonType, nullable=False)
+    blocklists: Mapped[list[str]] = mapped_column(JsonType, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class Blocklist(Base):
+    __tablename__ = "blocklist"
+
+    name: Mapped[str] = mapped_column(String(NAME_MAX_CHARS), primary_key=True)
+    description: Mapped[str | None] = mapped_column(String(DESCRIPTION_MAX_CHARS))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class BlocklistItem(Base):
+    """A term of a blocklist; a term is on a list once, whatever its case."""
+    __tablename__ = "blocklist_item"
+    __table_args__ = (UniqueConstraint("blocklist", "term_key", name="uq_blocklist_item_term"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    blocklist: Mapped[str] = mapped_column(ForeignKey("blocklist.name", ondelete="CASCADE"), nullable=False)
+    term: Mapped[str] = mapped_column(String(TERM_MAX_CHARS), nullable=False)
+    term_key: Mapped[str] = mapped_column(String(TERM_MAX_CHARS), nullable=False)  # the term in lower case
+    category: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, default=utcnow)
+
+
+class PolicyRevision(Base):
+    """One row, bumped in the transaction of every change to tenant policies,
+    blocklists or a key's policy: each process compares it every second and
+    reloads what changed (policies.PolicyCatalog)."""
+    __tablename__ = "policy_revision"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    revision: Mapped[int] = mapped_column(BigInteger, nullable=False)

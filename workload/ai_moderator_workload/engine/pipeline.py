@@ -24,7 +24,8 @@ import numpy as np
 from .categories import CATEGORIES
 from .features import Featurizer, Stage
 from .policy import Policy
-from .rules import Span, phrase_pattern
+from .policy_rules import PolicyRules
+from .rules import Span
 from .scoring import consistent
 from .weights import Trained, load_trained
 from .windows import text_max, window_spans
@@ -67,41 +68,26 @@ def _rounded(scores: np.ndarray) -> list[float]:
     return [round(float(s), 6) for s in scores]
 
 
-class _Rules:
-    """What a policy decides on top of the model scores: its blocklist and thresholds."""
+def _grouped(rules: list[PolicyRules]) -> dict[PolicyRules, list[int]]:
+    """Indices of the texts under each policy (most batches have one)."""
+    groups: dict[PolicyRules, list[int]] = {}
+    for i, r in enumerate(rules):
+        groups.setdefault(r, []).append(i)
+    return groups
 
-    def __init__(self, policy: Policy) -> None:
-        self.version = policy.fingerprint
-        self._block: dict[str, str] = {b.term.lower(): b.category for b in policy.blocklist}
-        self._block_re = phrase_pattern(list(self._block))
-        self._thresholds = [policy.threshold(c) for c in CATEGORIES]
 
-    def scores(self, model: np.ndarray, masked: Sequence[str], found: list[set[Span]] | None = None) -> np.ndarray:
-        """`model` scores with every blocked term's category at 1.0, made
-        consistent; `model` is left as is for another policy. The terms'
-        spans go into `found` when it is given."""
-        scores = model.copy()
-        if self._block_re is not None:
-            for i, text in enumerate(masked):
-                for m in self._block_re.finditer(text):
-                    category = self._block[m.group(0).lower()]
-                    if found is not None:
-                        found[i].add(Span(category, m.start(), m.end(), "blocklist"))
-                    scores[i, CATEGORIES.index(category)] = 1.0
-        return consistent(scores)
-
-    def flags(self, rounded: list[float]) -> list[bool]:
-        return [v >= t for v, t in zip(rounded, self._thresholds, strict=True)]
-
-    def shadow_decision(self, scores: np.ndarray) -> ShadowDecision:
-        categories = [c for c, flag in zip(CATEGORIES, self.flags(_rounded(scores)), strict=True) if flag]
-        return {"flagged": bool(categories), "categories": categories, "policy_version": self.version}
+def _shadow_decision(rules: PolicyRules, scores: np.ndarray) -> ShadowDecision:
+    categories = [c for c, flag in zip(CATEGORIES, rules.flags(_rounded(scores)), strict=True) if flag]
+    return {"flagged": bool(categories), "categories": categories, "policy_version": rules.version}
 
 
 class Engine:
     def __init__(self, policy: Policy, featurizer: Featurizer | None = None, trained: Trained | None = None,
                  shadow: Policy | None = None) -> None:
-        if shadow is not None and (set(shadow.allowlist) != set(policy.allowlist) or shadow.engine != policy.engine):
+        self.live = PolicyRules.of(policy)
+        self._shadow = None if shadow is None else PolicyRules.of(shadow)
+        if shadow is not None and self._shadow is not None and (self._shadow.allowlist != self.live.allowlist
+                                                               or shadow.engine != policy.engine):
             # Both decide on one set of model scores: the allowlist masks text
             # before scoring and the engine profile picks the models.
             raise ValueError("the shadow policy's allowlist and engine must match the live policy's "
@@ -113,9 +99,6 @@ class Engine:
         self.trained = trained or load_trained()
         self.engine_version = f"ai-moderator-{version('ai-moderator')}+{self.profile}+heads-{self.trained.digest[:12]}"
         self.policy_version = policy.fingerprint
-        self._allow = phrase_pattern(policy.allowlist)
-        self._live = _Rules(policy)
-        self._shadow = None if shadow is None else _Rules(shadow)
         self.shadow_version = None if self._shadow is None else self._shadow.version
 
     def warm_up(self) -> None:
@@ -123,12 +106,6 @@ class Engine:
         self.moderate(["warm up"] * 2)
         if self.profile != "fast":
             self._stage("accurate", ["warm up"], [(0, 0, 7)])
-
-    def _mask(self, text: str) -> str:
-        # Same-length blanks keep span offsets valid against the original text.
-        if self._allow is None:
-            return text
-        return self._allow.sub(lambda m: " " * len(m.group(0)), text)
 
     def _stage(self, stage: Stage, texts: Sequence[str], spans: list[tuple[int, int, int]]) -> _Scored:
         """Score `texts` (masked) whose windows are `spans` (text, start, end)."""
@@ -145,11 +122,15 @@ class Engine:
         profanity = text_max(features.profanity[:, None], owner, len(texts))[:, 0]
         return _Scored(heads.calibrate(best), index, profanity, features.spans)
 
-    def moderate(self, texts: Sequence[str]) -> list[Decision]:
-        """Decide a batch of texts: one model call per stage for the whole batch."""
+    def moderate(self, texts: Sequence[str], rules: Sequence[PolicyRules | None] | None = None) -> list[Decision]:
+        """Decide a batch of texts: one model call per stage for the whole
+        batch. `rules` are each text's policy (None: the stack's); texts of
+        different policies share the model call, since allowlists mask each
+        text before it is scored."""
         if not texts:
             return []
-        masked = [self._mask(t) for t in texts]
+        chosen_rules = [self.live if r is None else r for r in rules or [None] * len(texts)]
+        masked = [r.mask(t) for r, t in zip(chosen_rules, texts, strict=True)]
         spans = window_spans(masked, *self.trained.window)
         first: Stage = "accurate" if self.profile == "accurate" else "fast"
         scored = self._stage(first, masked, spans)
@@ -167,12 +148,18 @@ class Engine:
                 second = self._stage("accurate", [masked[i] for i in chosen], sub_spans)
                 scores[chosen] = second.scores
                 window_of[chosen] = np.asarray([(s[1], s[2]) for s in sub_spans])[second.window]
-        live = self._live.scores(scores, masked, found)
-        decisions = [self._decide(texts[i], live[i], window_of[i], found[i], float(scored.profanity[i]),
-                                  bool(accurate[i])) for i in range(len(texts))]
+        decided = np.empty_like(scores)
+        for r, members in _grouped(chosen_rules).items():
+            decided[members] = r.scores(scores[members], [masked[i] for i in members], [found[i] for i in members])
+        decisions = [self._decide(r, texts[i], decided[i], window_of[i], found[i], float(scored.profanity[i]),
+                                  bool(accurate[i])) for i, r in enumerate(chosen_rules)]
         if self._shadow is not None:
-            for decision, shadow_scores in zip(decisions, self._shadow.scores(scores, masked), strict=True):
-                decision.shadow = self._shadow.shadow_decision(shadow_scores)
+            # The shadow is a variant of the stack's policy: texts under a tenant's policy have none.
+            live = [i for i, r in enumerate(chosen_rules) if r is self.live]
+            if live:
+                shadow_scores = self._shadow.scores(scores[live], [masked[i] for i in live])
+                for i, row in zip(live, shadow_scores, strict=True):
+                    decisions[i].shadow = _shadow_decision(self._shadow, row)
         return decisions
 
     @staticmethod
@@ -184,12 +171,12 @@ class Engine:
             out[i].update(Span(s.category, s.start + start, s.end + start, s.source) for s in hits)
         return out
 
-    def _decide(self, text: str, scores: np.ndarray, window_of: np.ndarray, spans: set[Span],
+    def _decide(self, rules: PolicyRules, text: str, scores: np.ndarray, window_of: np.ndarray, spans: set[Span],
                 profanity: float, accurate: bool) -> Decision:
         rounded = _rounded(scores)
         values = dict(zip(CATEGORIES, rounded, strict=True))
         found = list(spans)
-        flags = dict(zip(CATEGORIES, self._live.flags(rounded), strict=True))
+        flags = dict(zip(CATEGORIES, rules.flags(rounded), strict=True))
         flagged_categories = [c for c in CATEGORIES if flags[c]]
         # The window that drove each flagged category, so a reviewer of a long
         # text is pointed at the passage; a one-window text points at itself.
@@ -204,6 +191,6 @@ class Engine:
             spans=[s.as_dict(text) for s in sorted(found, key=lambda s: (s.start, s.end, s.category))],
             signals={"profanity": profanity, "accurate_stage": float(accurate)},
             engine_version=self.engine_version,
-            policy_version=self.policy_version,
+            policy_version=rules.version,
             flagged_categories=flagged_categories,
         )

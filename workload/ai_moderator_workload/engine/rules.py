@@ -21,10 +21,14 @@ class Span:
     start: int
     end: int
     source: str  # "rule", "blocklist" or "model" (the window that drove a category)
+    blocklist: str | None = None  # the named blocklist a "blocklist" span's term is on
 
     def as_dict(self, text: str) -> dict[str, Any]:
-        return {"category": self.category, "start": self.start, "end": self.end,
-                "text": text[self.start:self.end], "source": self.source}
+        out = {"category": self.category, "start": self.start, "end": self.end,
+               "text": text[self.start:self.end], "source": self.source}
+        if self.blocklist is not None:
+            out["blocklist"] = self.blocklist
+        return out
 
 
 @dataclass(frozen=True, slots=True)

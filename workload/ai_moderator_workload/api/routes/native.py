@@ -15,7 +15,7 @@ from ...callbacks import CallbackRefused, check_url
 from ...settings import Settings
 from ...store import Submission
 from ...views import view
-from ..deps import Authenticated, Caller, State, tenant_scope
+from ..deps import Authenticated, Caller, State, policy_rules, tenant_scope
 from ..errors import ApiError, unavailable
 from ..schemas import ContentRequest, ContentView, ModerateRequest
 from .limits import admit_texts
@@ -25,8 +25,10 @@ router = APIRouter(prefix="/api/v1", tags=["Moderation"])
 
 @router.post("/moderate", response_model=ContentView, summary="Moderate one text now and store the decision")
 async def moderate(body: ModerateRequest, principal: Authenticated, state: State) -> ORJSONResponse:
+    rules = policy_rules(state, principal, body.blocklists)
     await admit_texts([body.text], principal, state, body.metadata)
-    [record] = await state.batcher.submit([Submission(principal.tenant, body.text, body.external_id, body.metadata)])
+    [record] = await state.batcher.submit([Submission(principal.tenant, body.text, body.external_id, body.metadata,
+                                                      rules=rules)])
     return ORJSONResponse(view(record))
 
 
@@ -38,8 +40,9 @@ async def submit_content(body: ContentRequest, principal: Authenticated, state: 
         # Before the charges: a request refused for the broker's sake costs the key nothing.
         raise unavailable("the broker")
     callback_url = await run_in_threadpool(_callback_url, body.callback_url, principal, state.runtime.settings)
+    rules = policy_rules(state, principal, body.blocklists)
     await admit_texts([body.text], principal, state, body.metadata)
-    item = Submission(principal.tenant, body.text, body.external_id, body.metadata, callback_url)
+    item = Submission(principal.tenant, body.text, body.external_id, body.metadata, callback_url, rules)
     # Committed before it is queued: a lost message only delays it (sweeper).
     record = await run_in_threadpool(store.submit, state.runtime.sessions, item)
     if record.existed:

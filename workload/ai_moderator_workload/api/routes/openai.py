@@ -9,7 +9,7 @@ from fastapi.responses import ORJSONResponse
 
 from ...engine.categories import CATEGORIES
 from ...store import Submission
-from ..deps import Authenticated, State
+from ..deps import Authenticated, State, policy_rules
 from ..errors import ApiError
 from ..schemas import ImagePart, OpenAIModerationRequest, OpenAIModerationResponse
 from .limits import admit_texts
@@ -41,8 +41,9 @@ async def create_moderation(body: OpenAIModerationRequest, principal: Authentica
         raise ApiError(400, f"Unknown model {body.model!r}; use one of {sorted(MODEL_ALIASES)} or omit it.",
                        code="model_not_found", param="model")
     texts = _texts(body)
+    rules = policy_rules(state, principal, body.blocklists)
     await admit_texts(texts, principal, state)
-    records = await state.batcher.submit([Submission(principal.tenant, t) for t in texts])
+    records = await state.batcher.submit([Submission(principal.tenant, t, rules=rules) for t in texts])
     results = []
     for record in records:
         assert record.result is not None
