@@ -8,12 +8,12 @@ from pathlib import Path
 
 from ai_moderator_workload.engine.evaluation import table
 
-from . import engine, operator, quality, workload
+from . import blocklist, engine, operator, quality, workload
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", choices=["quality", "engine", "workload", "operator"], default=None)
+    parser.add_argument("--only", choices=["quality", "engine", "blocklist", "workload", "operator"], default=None)
     parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     out = Path("bench-results")
@@ -26,6 +26,10 @@ def main() -> None:
         rows = engine.run()
         (out / "engine.json").write_text(json.dumps(rows, indent=2))
         print(engine.table(rows), flush=True)
+    if args.only in (None, "blocklist"):
+        rows = blocklist.run()
+        (out / "blocklist.json").write_text(json.dumps(rows, indent=2))
+        print(blocklist.table(rows), flush=True)
     if args.only in (None, "workload"):
         print(workload.table(workload.run(out, args.seconds)), flush=True)
     if args.only in (None, "operator"):

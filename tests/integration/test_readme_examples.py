@@ -531,6 +531,10 @@ WORKFLOWS = {
     "the review queue": r"/api/v1/review\?",
     "a review": r"/api/v1/review/\$\w+",
     "the audit log": r"/api/v1/audit\b",
+    "blocklists": r"/api/v1/blocklists/[\w-]+/items\b",
+    "blocklists named by a request": r'"blocklists": \[',
+    "tenant policies": r"/api/v1/policies/",
+    "binding a key to a policy": r"/api/v1/keys/",
 }
 
 

@@ -173,3 +173,39 @@ def test_a_refused_connection_is_retried_and_a_refused_host_fails() -> None:
     # Checked again at delivery time: refused without CALLBACK_ALLOW_PRIVATE.
     assert post(attempt, Settings()) == ("failed", "callback_url host '127.0.0.1' resolves to a loopback address "
                                                     "(127.0.0.1), which callbacks may not reach")
+
+
+def test_the_post_goes_to_the_address_that_was_checked_not_to_a_second_lookup() -> None:
+    """DNS rebinding: a name checked as one address must not be connected to
+    through another answer. `hooks.invalid` never resolves on this machine,
+    so the POST reaches the receiver only through the checked address."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(f"{self.headers['Host']} {self.path}")
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    port = server.server_address[1]
+    lookups: list[str] = []
+
+    def once(host: str, _: int) -> list[str]:
+        lookups.append(host)
+        return ["127.0.0.1"]
+
+    attempt = Attempt(uuid.uuid4(), uuid.uuid4(), f"http://hooks.invalid:{port}/cb?x=1", "s", b"{}", 1,
+                      datetime.now(UTC))
+    try:
+        result = post(attempt, Settings(callback_allow_private=True, callback_timeout_seconds=5), once)
+    finally:
+        server.server_close()
+    assert result == ("delivered", None)
+    assert lookups == ["hooks.invalid"]
+    assert seen == [f"hooks.invalid:{port} /cb?x=1"]

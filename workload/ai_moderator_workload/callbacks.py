@@ -26,14 +26,13 @@ import logging
 import random
 import secrets
 import socket
+import ssl
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import orjson
 from sqlalchemy import select, update
@@ -131,9 +130,15 @@ def resolve(host: str, port: int) -> list[str]:
 
 
 def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> str:
-    """The URL if callbacks may go there; CallbackRefused otherwise. Every
-    address the host resolves to must pass, so a name with one private
-    record among public ones is refused."""
+    """The URL if callbacks may go there; CallbackRefused otherwise."""
+    _vetted(url, settings, resolver)
+    return url
+
+
+def _vetted(url: str, settings: Settings, resolver: Resolver) -> tuple[SplitResult, int, list[str]]:
+    """The URL's parts, port and the addresses its host resolves to, if
+    callbacks may go there. Every address must pass, so a name with one
+    private record among public ones is refused."""
     if len(url) > CALLBACK_URL_MAX_CHARS:
         raise CallbackRefused(f"is longer than {CALLBACK_URL_MAX_CHARS} characters")
     try:
@@ -161,7 +166,7 @@ def check_url(url: str, settings: Settings, resolver: Resolver = resolve) -> str
             raise CallbackRefused(f"host {host!r} resolves to {reason} ({address}), which callbacks may not reach")
     if not addresses:
         raise CallbackRefused(f"host {host!r} does not resolve")
-    return url
+    return parts, port, addresses
 
 
 def lease(settings: Settings) -> timedelta:
@@ -227,38 +232,37 @@ def _claim(sessions: sessionmaker[Session], content_id: uuid.UUID, settings: Set
 
 
 def post(attempt: Attempt, settings: Settings, resolver: Resolver = resolve) -> tuple[str, str | None]:
-    """One POST: (delivered | retry | failed, the error if not delivered)."""
+    """One POST: (delivered | retry | failed, the error if not delivered).
+    The connection goes to an address just checked, never to a second
+    lookup of the name, which DNS could answer differently (rebinding); TLS
+    still verifies the certificate against the URL's host name. Redirects
+    are not followed: their target would escape the check."""
     try:
-        check_url(attempt.url, settings, resolver)
+        parts, port, addresses = _vetted(attempt.url, settings, resolver)
     except CallbackRefused as exc:
         return "failed", f"callback_url {exc}"
     headers = {"Content-Type": "application/json", "User-Agent": "ai-moderator-callbacks",
                SIGNATURE_HEADER: sign(attempt.secret, int(time.time()), attempt.body),
                DELIVERY_HEADER: str(attempt.delivery_id)}
-    request = urllib.request.Request(attempt.url, data=attempt.body, headers=headers, method="POST")
+    timeout = settings.callback_timeout_seconds
+    connection = (http.client.HTTPSConnection(parts.hostname or "", port, timeout=timeout,
+                                              context=ssl.create_default_context())
+                  if parts.scheme == "https" else http.client.HTTPConnection(parts.hostname or "", port,
+                                                                             timeout=timeout))
+    address = addresses[0]
+    connection._create_connection = (  # type: ignore[attr-defined]
+        lambda _, *args, **kwargs: socket.create_connection((address, port), *args, **kwargs))
     try:
-        with _OPENER.open(request, timeout=settings.callback_timeout_seconds) as response:
+        connection.request("POST", urlunsplit(("", "", parts.path or "/", parts.query, "")), attempt.body, headers)
+        with connection.getresponse() as response:
             status = int(response.status)
-    except urllib.error.HTTPError as exc:  # a non-2xx answer (3xx included: see _NoRedirects)
-        status = exc.code
-        exc.close()
-    except (OSError, http.client.HTTPException) as exc:  # URLError, timeouts, resets, malformed answers
-        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        return "retry", f"{type(reason).__name__}: {str(reason).splitlines()[0] if str(reason) else ''}".rstrip(": ")
+    except (OSError, http.client.HTTPException) as exc:  # refused, timeouts, resets, TLS, malformed answers
+        return "retry", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
+    finally:
+        connection.close()
     if 200 <= status < 300:
         return "delivered", None
     return ("retry" if retryable(status) else "failed"), f"HTTP {status}"
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """Redirects are not followed: their target would escape check_url."""
-
-    def redirect_request(self, *_: object, **__: object) -> None:
-        return None
-
-
-# The standard library's client, not httpx: the workload image has no httpx.
-_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _record(sessions: sessionmaker[Session], attempt: Attempt, outcome: str, error: str | None,
