@@ -156,7 +156,9 @@ def cmd_apikey(args: argparse.Namespace) -> int:
     from .policies import UnknownName
 
     settings = _settings()
-    refused = _refused_callback_url(getattr(args, "callback_url", None), settings)
+    url = getattr(args, "callback_url", None)
+    # `apikey update --callback-url ''` clears the URL: nothing to check.
+    refused = None if args.action == "update" and url == "" else _refused_callback_url(url, settings)
     if refused:
         print(refused, file=sys.stderr)
         return 2

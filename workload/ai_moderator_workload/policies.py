@@ -31,7 +31,7 @@ from .db.models import Blocklist as BlocklistRow
 from .engine.categories import CATEGORIES
 from .engine.policy import Policy
 from .engine.policy_rules import Blocklist, PolicyRules, blocklist_of
-from .engine.terms import TermMatcher
+from .engine.terms import TermMatcher, lowered
 from .metrics import POLICY_REVISION
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class _Snapshot:
     blocklists: dict[str, Blocklist] = field(default_factory=dict)
     key_policies: dict[str, str] = field(default_factory=dict)
     rules: dict[tuple[str | None, tuple[str, ...]], PolicyRules] = field(default_factory=dict)
+    allowlists: dict[str, TermMatcher] = field(default_factory=dict)  # a tenant's, with the stack's
 
 
 class PolicyCatalog:
@@ -99,13 +100,18 @@ class PolicyCatalog:
         with self._lock:
             self._checked = time.monotonic()
             with sessions() as session:
+                if session.get_bind().dialect.name == "postgresql":
+                    # One snapshot of every table: a change committed between two of the
+                    # reads below must not mix two revisions.
+                    session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 revision = session.scalar(select(PolicyRevision.revision).where(PolicyRevision.id == 1))
                 if revision is None or revision == self._snapshot.revision:
                     return False
                 snapshot = _load(session, revision)
             # Compiled before the swap, so no request waits for a tenant's allowlist to compile.
+            # Not strict: a policy naming a missing blocklist must not stop every process from loading.
             for name in snapshot.policies:
-                self._resolve(snapshot, name, ())
+                self._resolve(snapshot, name, (), strict=False)
             self._snapshot = snapshot
             POLICY_REVISION.set(revision)
             log.info("tenant policies loaded", extra={"revision": revision, "policies": len(snapshot.policies),
@@ -113,9 +119,15 @@ class PolicyCatalog:
             return True
 
     def refresh_if_due(self, sessions: sessionmaker[Session]) -> None:
-        """For processes without a refresh loop (workers): at most one check per `refresh_seconds`."""
-        if time.monotonic() - self._checked >= self.refresh_seconds:
+        """For processes without a refresh loop (workers): at most one check
+        per `refresh_seconds`, and every time until a first load succeeded
+        (raising what stopped it), so nothing is decided without them."""
+        if self._snapshot.revision is None or time.monotonic() - self._checked >= self.refresh_seconds:
             self.refresh(sessions)
+
+    @property
+    def loaded(self) -> bool:
+        return self._snapshot.revision is not None
 
     def policy_of(self, key_id: str) -> str | None:
         return self._snapshot.key_policies.get(key_id)
@@ -129,7 +141,8 @@ class PolicyCatalog:
         unknown name raises UnknownName, or with `strict=False` is left out
         (an item queued before its policy or blocklist was deleted is still
         decided)."""
-        extra = tuple(dict.fromkeys(extra))
+        # Sorted: the order a request names its blocklists in changes nothing (one cache entry, one fingerprint).
+        extra = tuple(sorted(set(extra)))
         if policy is None and not extra:
             return None
         return self._resolve(self._snapshot, policy, extra, strict)
@@ -141,34 +154,45 @@ class PolicyCatalog:
         if cached is not None:
             return cached
         tenant = snapshot.policies.get(policy) if policy is not None else None
-        if policy is not None and tenant is None:
-            _missing("tenant policy", policy, strict)
+        complete = policy is None or tenant is not None
+        if not complete:
+            _missing("tenant policy", str(policy), strict)
         lists = []
         for name in dict.fromkeys([*(tenant.blocklists if tenant else ()), *extra]):
             if name in snapshot.blocklists:
                 lists.append(snapshot.blocklists[name])
             else:
+                complete = False
                 _missing("blocklist", name, strict)
-        rules = self._layered(tenant, lists, extra)
-        if len(snapshot.rules) >= _CACHED_RULES:
-            snapshot.rules.clear()
-        snapshot.rules[key] = rules
+        allowlist = self._stack_allowlist
+        if tenant is not None and tenant.allowlist:
+            # Compiled once per snapshot, not once per combination of blocklists a request names.
+            if tenant.name not in snapshot.allowlists:
+                snapshot.allowlists[tenant.name] = TermMatcher([*self.stack.allowlist, *tenant.allowlist])
+            allowlist = snapshot.allowlists[tenant.name]
+        rules = self._layered(tenant, lists, extra, allowlist)
+        # Rules missing a name are not cached: a strict call for the same key must still raise.
+        if complete:
+            if len(snapshot.rules) >= _CACHED_RULES:
+                snapshot.rules.clear()
+            snapshot.rules[key] = rules
         return rules
 
     def _layered(self, tenant: TenantRules | None, blocklists: Sequence[Blocklist],
-                 extra: Sequence[str]) -> PolicyRules:
+                 extra: Sequence[str], allowlist: TermMatcher) -> PolicyRules:
         """The rules of `tenant` (None: the stack's policy alone) with the named
         `blocklists` (the tenant's, then those a request named: `extra`), on
-        top of the stack's policy. The fingerprint hashes all of it."""
+        top of the stack's policy; `allowlist` is the stack's with the
+        tenant's. The fingerprint hashes all of it."""
         stack = self.stack
         name = stack.version if tenant is None else tenant.name
+        # Lists by name and phrases as matched: their order and case change nothing.
         identity = {"stack": stack.fingerprint, "policy": None if tenant is None else {
             "thresholds": tenant.thresholds, "default_threshold": tenant.default_threshold,
-            "allowlist": sorted(tenant.allowlist)}, "blocklists": [[b.name, b.digest] for b in blocklists]}
+            "allowlist": sorted({lowered(p) for p in tenant.allowlist})},
+            "blocklists": sorted([str(b.name), b.digest] for b in blocklists)}
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
         thresholds = [stack.threshold(c) if tenant is None else tenant.threshold(c, stack) for c in CATEGORIES]
-        allowlist = self._stack_allowlist if tenant is None or not tenant.allowlist else \
-            TermMatcher([*stack.allowlist, *tenant.allowlist])
         return PolicyRules(f"{name}@{digest[:12]}", thresholds, allowlist, [self._stack_blocklist, *blocklists],
                            policy=None if tenant is None else tenant.name, extra=extra)
 
@@ -187,5 +211,5 @@ def _load(session: Session, revision: int) -> _Snapshot:
         terms.setdefault(blocklist, []).append((term, category))
     names = session.scalars(select(BlocklistRow.name))
     blocklists = {name: Blocklist.compile(name, terms.get(name, ())) for name in names}
-    keys = dict(session.execute(select(ApiKey.id, ApiKey.policy).where(ApiKey.policy.is_not(None))).tuples().all())
-    return _Snapshot(revision, policies, blocklists, {str(k): str(p) for k, p in keys.items()})
+    keys = session.execute(select(ApiKey.id, ApiKey.policy).where(ApiKey.policy.is_not(None))).all()
+    return _Snapshot(revision, policies, blocklists, {str(k): str(p) for k, p in keys})

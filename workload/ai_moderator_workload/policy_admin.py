@@ -43,8 +43,8 @@ class BlocklistInfo:
 
 
 def blocklists(session: Session) -> list[BlocklistInfo]:
-    counts = dict(session.execute(select(BlocklistItem.blocklist, func.count()).group_by(BlocklistItem.blocklist))
-                  .tuples().all())
+    counts: dict[str, int] = {name: n for name, n in session.execute(
+        select(BlocklistItem.blocklist, func.count()).group_by(BlocklistItem.blocklist))}
     return [BlocklistInfo(row, counts.get(row.name, 0)) for row in session.scalars(select(Blocklist)
                                                                                       .order_by(Blocklist.name))]
 
@@ -62,6 +62,8 @@ def put_blocklist(session: Session, name: str, description: str | None, actor: s
         row = Blocklist(name=name, description=description)
         session.add(row)
         record(session, actor, "blocklist.create", name, {"after": {"description": description}})
+        # A request may name the new list at once, before it holds a term.
+        bump_revision(session)
     elif row.description != description:
         record(session, actor, "blocklist.update", name, {"before": {"description": row.description},
                                                           "after": {"description": description}})
@@ -187,8 +189,9 @@ def bound_keys(session: Session, name: str) -> list[str]:
 
 def put_policy(session: Session, name: str, fields: PolicyFields, actor: str) -> tuple[TenantPolicy, bool]:
     """Create or replace a tenant policy; (it, created). Every attached blocklist must exist."""
-    for blocklist_name in fields.blocklists:
-        if session.get(Blocklist, blocklist_name) is None:
+    # Locked (in name order) so a concurrent delete_blocklist either sees this policy or deletes first.
+    for blocklist_name in sorted(set(fields.blocklists)):
+        if session.get(Blocklist, blocklist_name, with_for_update=True) is None:
             raise UnknownName("blocklist", blocklist_name)
     row = session.get(TenantPolicy, name, with_for_update=True)
     created = row is None

@@ -13,7 +13,7 @@ from ..engine.policy_rules import PolicyRules
 from ..metrics import STORAGE_QUOTA_REFUSED
 from ..quota import human_bytes
 from ..settings import UNIT_CHARS
-from .errors import ApiError
+from .errors import ApiError, unavailable
 from .schemas import ErrorResponse
 from .state import AppState
 
@@ -121,6 +121,9 @@ def policy_rules(state: AppState, principal: Principal, blocklists: list[str]) -
     blocklists it names (None: the stack's policy). An unknown blocklist is a
     422; a key's policy is always known (keys cannot be bound to a missing one)."""
     catalog = state.runtime.policies
+    if not catalog.loaded:
+        # Until then, a key bound to a tenant policy would be decided with the stack's.
+        raise unavailable("the tenant policy catalog (not loaded yet)")
     unknown = catalog.unknown_blocklists(blocklists)
     if unknown:
         raise ApiError(422, f"No blocklist named {unknown[0]!r} (GET /api/v1/blocklists lists them).",

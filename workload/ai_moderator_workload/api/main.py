@@ -68,6 +68,9 @@ async def _refresh_policies(runtime: Runtime) -> None:
             await run_in_threadpool(runtime.policies.refresh, runtime.sessions)
         except SQLAlchemyError as exc:
             log.warning("could not check tenant policies", extra={"error": type(exc).__name__})
+        except Exception:
+            # Anything else would end this task for good, and the pod would keep its policies forever.
+            log.exception("could not load tenant policies")
         await asyncio.sleep(runtime.settings.policy_refresh_seconds)
 
 

@@ -6,6 +6,7 @@ policy: the stack's, or a tenant's layered on it (policies.py)."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -31,7 +32,8 @@ class Blocklist:
     @classmethod
     def compile(cls, name: str | None, terms: Iterable[tuple[str, str]]) -> Blocklist:
         categories = {lowered(term): category for term, category in terms}
-        digest = hashlib.sha256("\n".join(f"{t}\t{c}" for t, c in sorted(categories.items())).encode()).hexdigest()
+        # JSON, not joined text: a term may hold a tab or a newline.
+        digest = hashlib.sha256(json.dumps(sorted(categories.items())).encode()).hexdigest()
         return cls(name, categories, TermMatcher(categories), digest)
 
 

@@ -16,13 +16,24 @@ from collections.abc import Iterable, Iterator
 _STARTS = re.compile(r"(?<!\w).", re.DOTALL)
 
 
+# Lower-case letters `re.IGNORECASE` also takes as equal (re/_casefix.py),
+# each class folded to its first letter: σ ς, i ı, s ſ, μ µ, ...
+_VARIANTS = str.maketrans({c: cls[0] for cls in (
+    "i\u0131", "s\u017f", "\u03bc\u00b5", "\u03b9\u0345\u1fbe", "\u0390\u1fd3", "\u03b0\u1fe3",
+    "\u03b2\u03d0", "\u03b5\u03f5", "\u03b8\u03d1", "\u03ba\u03f0", "\u03c0\u03d6", "\u03c1\u03f1",
+    "\u03c3\u03c2", "\u03c6\u03d5", "\u0432\u1c80", "\u0434\u1c81", "\u043e\u1c82", "\u0441\u1c83",
+    "\u0442\u1c84\u1c85", "\u044a\u1c86", "\u0463\u1c87", "\ua64b\u1c88", "\u1e61\u1e9b",
+    "\ufb06\ufb05") for c in cls[1:]})
+
+
 def lowered(text: str) -> str:
-    """Lower case with one character per character, so offsets stay those of
-    `text` (a few characters, such as U+0130, lower to two)."""
-    lowered = text.lower()
-    if len(lowered) == len(text):
-        return lowered
-    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+    """`text` folded as `re.IGNORECASE` compares characters, one character
+    per character so offsets stay those of `text`: simple lower case (U+0130
+    lowers to 'i', as in `re`, not to two characters; Σ to σ wherever it
+    stands) and one letter for the variants `re` also takes as equal."""
+    if text.isascii():
+        return text.lower()
+    return text.replace("\u0130", "i").lower().translate(_VARIANTS)
 
 
 def _word(c: str) -> bool:
