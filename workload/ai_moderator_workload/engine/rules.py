@@ -84,11 +84,3 @@ def compile_rules(data: dict[str, Any]) -> RuleSet:
 def builtin_rules() -> RuleSet:
     text = resources.files(__package__).joinpath("lexicons/rules.yaml").read_text(encoding="utf-8")
     return compile_rules(yaml.safe_load(text))
-
-
-def phrase_pattern(phrases: list[str]) -> re.Pattern[str] | None:
-    """Whole-word, case-insensitive alternation of literal phrases (longest first)."""
-    if not phrases:
-        return None
-    alternatives = "|".join(re.escape(p) for p in sorted(set(phrases), key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)

@@ -3,17 +3,22 @@ and allowlists of up to 10,000 entries).
 
 A regular-expression alternation of 10,000 phrases costs Python's `re`
 milliseconds per text: it tries every alternative at every word start. Here
-phrases are indexed by their first two characters, and each position where
-a phrase may start costs one dictionary lookup and a slice comparison per
-distinct phrase length under that key, whatever the number of phrases."""
+a text is first compared with the set of the phrases' first words (one set
+operation: most texts stop there); at a word that starts some phrase, the
+phrases under its first two characters are tried by length, only at the word
+boundaries within the longest of them. The cost follows the text, not the
+number of phrases."""
 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 
 # Where a phrase may start: any character not preceded by a word character.
 _STARTS = re.compile(r"(?<!\w).", re.DOTALL)
+_WORD = re.compile(r"\w+")
+_NON_WORD = re.compile(r"\W")
 
 
 # Lower-case letters `re.IGNORECASE` also takes as equal (re/_casefix.py),
@@ -50,9 +55,17 @@ class TermMatcher:
         index: dict[str, set[int]] = {}
         for phrase in self.phrases:
             index.setdefault(phrase[:2], set()).add(len(phrase))
-        self._lengths = {key: sorted(lengths, reverse=True) for key, lengths in index.items()}
+        self._lengths = {key: frozenset(lengths) for key, lengths in index.items()}
+        self._longest_of = {key: max(lengths) for key, lengths in index.items()}
         # A one-character phrase is filed under a one-character key, looked up after the two-character one.
         self._singles = any(len(key) == 1 for key in index)
+        # Most lists only hold phrases that start with a word character. A match
+        # of one then starts at a word of the text equal to the phrase's first
+        # word, so texts without such a word are passed over in one set operation,
+        # and only those words are tried.
+        self._first_words: frozenset[str] | None = None
+        if all(_word(p[0]) for p in self.phrases):
+            self._first_words = frozenset(m.group() for p in self.phrases if (m := _WORD.match(p)))
 
     def __len__(self) -> int:
         return len(self.phrases)
@@ -62,24 +75,39 @@ class TermMatcher:
         if not self.phrases:
             return
         folded = lowered(text)
+        ends: list[int] = []
         last = 0
-        for start in _STARTS.finditer(text):
-            i = start.start()
+        for i in self._candidates(folded):
             if i < last:
                 continue
-            end = self._longest(text, folded, i)
+            if not ends:
+                # Where a phrase may end: before a non-word character, or at the end.
+                ends = [m.start() for m in _NON_WORD.finditer(text)]
+                ends.append(len(text))
+            end = self._longest(folded, ends, i)
             if end:
                 yield i, end, folded[i:end]
                 last = end
 
-    def _longest(self, text: str, folded: str, i: int) -> int:
-        """End of the longest phrase at `i` that ends on a word boundary, or 0."""
-        size = len(text)
+    def _candidates(self, folded: str) -> Iterator[int]:
+        if self._first_words is None:
+            yield from (m.start() for m in _STARTS.finditer(folded))
+        elif not self._first_words.isdisjoint(_WORD.findall(folded)):
+            yield from (m.start() for m in _WORD.finditer(folded) if m.group() in self._first_words)
+
+    def _longest(self, folded: str, ends: list[int], i: int) -> int:
+        """End of the longest phrase at `i` that ends on a word boundary, or
+        0. Only the boundaries within the longest phrase under the key are
+        tried, longest first: a few, however many phrases share the key."""
         keys = (folded[i:i + 2], folded[i]) if self._singles else (folded[i:i + 2],)
         for key in keys:
-            for n in self._lengths.get(key, ()):
-                j = i + n
-                if j <= size and (j == size or not _word(text[j])) and folded[i:j] in self.phrases:
+            lengths = self._lengths.get(key)
+            if lengths is None:
+                continue
+            first = bisect_right(ends, i)
+            for k in range(bisect_right(ends, i + self._longest_of[key], first) - 1, first - 1, -1):
+                j = ends[k]
+                if j - i in lengths and folded[i:j] in self.phrases:
                     return j
         return 0
 
