@@ -13,13 +13,17 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection, Engine, make_url
+
+from ai_moderator_workload.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "ai_moderator_workload.cli"]
@@ -216,3 +220,68 @@ def metric(base: str, name: str, **labels: str) -> float:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return float(sample.value)
     return 0.0
+
+
+@dataclass
+class Delivery:
+    path: str
+    delivery_id: str
+    signature: str
+    body: bytes
+
+
+@dataclass
+class Receiver:
+    """Records every POST; answers each path's scripted statuses in turn
+    (200 once they run out), and on `slow` paths sleeps before answering the
+    first request of each delivery id."""
+    port: int = 0
+    scripts: dict[str, list[int]] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
+    seen: list[Delivery] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path: str) -> str:
+        return f"{self.base}{path}"
+
+    def at(self, path: str) -> list[Delivery]:
+        with self.lock:
+            return [d for d in self.seen if d.path == path]
+
+
+@contextmanager
+def callback_receiver() -> Iterator[Receiver]:
+    state = Receiver()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            delivery = Delivery(self.path, self.headers[DELIVERY_HEADER], self.headers[SIGNATURE_HEADER], body)
+            with state.lock:
+                first = all(d.delivery_id != delivery.delivery_id for d in state.seen)
+                state.seen.append(delivery)
+                script = state.scripts.get(self.path, [])
+                status = script.pop(0) if script else 200
+            if first and self.path in state.slow:
+                time.sleep(state.slow[self.path])
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    state.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()

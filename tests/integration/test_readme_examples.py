@@ -45,20 +45,18 @@ import os
 import re
 import signal
 import subprocess
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from ai_moderator_workload.callbacks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
-from servers import ROOT, api_server, fresh_database, run_cli, worker_process
+from ai_moderator_workload.callbacks import verify
+from servers import ROOT, Receiver, api_server, callback_receiver, fresh_database, run_cli, worker_process
 
 README = ROOT / "README.md"
 ELLIPSIS = "…"
@@ -279,55 +277,6 @@ def mismatches(documented: Any, actual: Any, path: str = "$", key: str | None = 
 
 # --- Running a section -------------------------------------------------------------------------------------------
 
-@dataclass
-class Delivery:
-    path: str
-    delivery_id: str
-    signature: str
-    body: bytes
-
-
-@dataclass
-class Receiver:
-    """The callback receiver `https://hooks.example.com` stands for: answers
-    200 and keeps every delivery."""
-    port: int = 0
-    seen: list[Delivery] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-
-@contextmanager
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            with state.lock:
-                state.seen.append(Delivery(self.path, self.headers.get(DELIVERY_HEADER, ""),
-                                           self.headers.get(SIGNATURE_HEADER, ""), body))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    state.port = server.server_address[1]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @dataclass(frozen=True)
 class Stack:
     base: str
@@ -488,7 +437,7 @@ SECTIONS, PROBLEMS = parse_readme(README.read_text())
 
 @pytest.fixture(scope="module")
 def hook() -> Iterator[Receiver]:
-    with receiver() as r:
+    with callback_receiver() as r:
         yield r
 
 

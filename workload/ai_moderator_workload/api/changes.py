@@ -8,10 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from fastapi import Response
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from ..policy_admin import InUse
+from .errors import ApiError
 from .state import AppState
 
 T = TypeVar("T")
@@ -39,3 +42,16 @@ async def read(state: AppState, fn: Callable[[Session], T]) -> T:
             return fn(session)
 
     return await run_in_threadpool(run)
+
+
+async def delete(state: AppState, fn: Callable[[Session], bool], not_found: ApiError, in_use_code: str) -> Response:
+    """204 when `fn` deleted the thing, `not_found` when there was none, and
+    400 `in_use_code` when something still uses it (400, not 409: the API
+    never answers 409, the OpenAI SDK would retry it)."""
+    try:
+        deleted = await change(state, fn)
+    except InUse as exc:
+        raise ApiError(400, str(exc), code=in_use_code) from None
+    if not deleted:
+        raise not_found
+    return Response(status_code=204)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from ... import policy_admin
 from ...db.models import BlocklistItem
 from ...policies import MAX_BLOCKLIST_TERMS, NAME_PATTERN, UnknownName
-from ..changes import change, read
+from ..changes import change, delete, read
 from ..deps import ADMIN_ERRORS, Admin, State
 from ..errors import ApiError
 from ..paging import Cursor, Limit, decode_cursor, encode_cursor
@@ -70,14 +70,8 @@ async def put_blocklist(name: ListName, body: BlocklistRequest, principal: Admin
                responses={**ADMIN_ERRORS, **NOT_FOUND, 400: {
                    "model": ErrorResponse, "description": "A tenant policy still attaches the blocklist."}})
 async def delete_blocklist(name: ListName, principal: Admin, state: State) -> Response:
-    try:
-        deleted = await change(state, lambda session: policy_admin.delete_blocklist(session, name, principal.key_id))
-    except policy_admin.InUse as exc:
-        # 400, not 409: the API never answers 409 (the OpenAI SDK would retry it).
-        raise ApiError(400, str(exc), code="blocklist_in_use") from None
-    if not deleted:
-        raise _not_found(name)
-    return Response(status_code=204)
+    return await delete(state, lambda session: policy_admin.delete_blocklist(session, name, principal.key_id),
+                        _not_found(name), "blocklist_in_use")
 
 
 @router.post("/{name}/items", response_model=TermsView, summary="Add terms to a blocklist (admin keys)",

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import policy_admin
 from ...db.models import TenantPolicy
 from ...policies import NAME_PATTERN, UnknownName
-from ..changes import change, read
+from ..changes import change, delete, read
 from ..deps import ADMIN_ERRORS, Admin, State
 from ..errors import ApiError
 from ..policy_schemas import PolicyList, PolicyRequest, PolicyView
@@ -91,10 +91,5 @@ async def put_policy(name: PolicyName, body: PolicyRequest, principal: Admin, st
                responses={**ADMIN_ERRORS, **NOT_FOUND, 400: {
                    "model": ErrorResponse, "description": "Active API keys are still bound to the policy."}})
 async def delete_policy(name: PolicyName, principal: Admin, state: State) -> Response:
-    try:
-        deleted = await change(state, lambda session: policy_admin.delete_policy(session, name, principal.key_id))
-    except policy_admin.InUse as exc:
-        raise ApiError(400, str(exc), code="policy_in_use") from None
-    if not deleted:
-        raise _not_found(name)
-    return Response(status_code=204)
+    return await delete(state, lambda session: policy_admin.delete_policy(session, name, principal.key_id),
+                        _not_found(name), "policy_in_use")
