@@ -247,3 +247,27 @@ def test_migration_0007_keeps_keys_and_content_and_reverts() -> None:
             tables = inspect(conn).get_table_names()
             assert "tenant_policy" not in tables and "blocklist" not in tables
             assert conn.execute(text("SELECT text FROM content")).scalar() == "kept"
+
+
+def test_the_new_routes_are_documented_with_the_error_shape(apis: tuple[str, str]) -> None:
+    spec = httpx.get(f"{apis[0]}/openapi.json").json()
+    admin_errors = {"401", "403", "422", "429"}
+    routes = {("get", "/api/v1/blocklists"): {"200"}, ("get", "/api/v1/blocklists/{name}"): {"200", "404"},
+              ("put", "/api/v1/blocklists/{name}"): {"200", "201"},
+              ("delete", "/api/v1/blocklists/{name}"): {"204", "400", "404"},
+              ("post", "/api/v1/blocklists/{name}/items"): {"200", "400", "404"},
+              ("get", "/api/v1/blocklists/{name}/items"): {"200", "404"},
+              ("delete", "/api/v1/blocklists/{name}/items/{item_id}"): {"204", "404"},
+              ("get", "/api/v1/policies"): {"200"}, ("get", "/api/v1/policies/{name}"): {"200", "404"},
+              ("put", "/api/v1/policies/{name}"): {"200", "201"},
+              ("delete", "/api/v1/policies/{name}"): {"204", "400", "404"},
+              ("get", "/api/v1/keys"): {"200"}, ("patch", "/api/v1/keys/{key_id}"): {"200", "404"}}
+    for (method, path), statuses in routes.items():
+        responses = spec["paths"][path][method]["responses"]
+        assert set(responses) == statuses | admin_errors, (method, path)
+        for status in (statuses | admin_errors) - {"200", "201", "204"}:
+            assert responses[status]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorResponse"}, (method, path, status)
+    schemas = spec["components"]["schemas"]
+    for body in ("ModerateRequest", "ContentRequest", "OpenAIModerationRequest"):
+        assert "blocklists" in schemas[body]["properties"], body
