@@ -23,7 +23,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_rules_are_valid() -> None:
     result = promtool("check", "rules", str(RULES))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "9 rules found" in result.stdout
+    assert "10 rules found" in result.stdout
 
 
 def test_rules_fire_when_they_should() -> None:
