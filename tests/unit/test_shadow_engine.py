@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from ai_moderator_workload.engine.categories import CATEGORIES
 from ai_moderator_workload.engine.features import Featurizer
 from ai_moderator_workload.engine.pipeline import Decision, Engine
 from ai_moderator_workload.engine.policy import Policy
+from ai_moderator_workload.engine.policy_rules import Blocklist, PolicyRules
+from ai_moderator_workload.engine.terms import TermMatcher
 from ai_moderator_workload.engine.weights import load_trained
 from ai_moderator_workload.metrics import record_decisions
 from ai_moderator_workload.runtime import Runtime
@@ -88,6 +91,21 @@ def test_the_live_blocklist_does_not_reach_the_shadow_decision(make: MakeEngine)
     [d] = make(Policy(blocklist=[{"term": "zorgon", "category": "hate"}]), Policy()).moderate(["ask the zorgon"])
     assert d.flagged_categories == ["hate"] and d.scores["hate"] == 1.0
     assert shadow_of(d) == []
+
+
+def test_texts_under_a_tenant_policy_have_no_shadow_decision_in_a_shared_batch(make: MakeEngine) -> None:
+    """The shadow is a variant of the stack's policy: in one batch, the
+    stack's texts get a shadow decision and a tenant's (here: the stack's
+    policy with a request blocklist) do not, and their live decisions stay
+    what they are alone."""
+    engine = make(Policy(), Policy(version="trial", default_threshold=0.2))
+    tenant = PolicyRules("tenant@0", [0.5] * len(CATEGORIES), TermMatcher([]),
+                         [Blocklist.compile("extra", [("zorgon", "hate")])])
+    mixed = engine.moderate([INSULT, "ask the zorgon"], [None, tenant])
+    assert mixed[0].shadow is not None and mixed[1].shadow is None
+    assert mixed[1].flagged_categories == ["hate"] and mixed[1].policy_version == "tenant@0"
+    alone = engine.moderate([INSULT])[0]
+    assert (mixed[0].flagged_categories, mixed[0].shadow) == (alone.flagged_categories, alone.shadow)
 
 
 @pytest.mark.parametrize("shadow", [Policy(allowlist=["Scunthorpe", "kill the process"]),
