@@ -271,3 +271,13 @@ def test_the_new_routes_are_documented_with_the_error_shape(apis: tuple[str, str
     schemas = spec["components"]["schemas"]
     for body in ("ModerateRequest", "ContentRequest", "OpenAIModerationRequest"):
         assert "blocklists" in schemas[body]["properties"], body
+
+
+def test_the_admin_routes_are_rate_limited(apis: tuple[str, str], pg_env: dict[str, str]) -> None:
+    _, limited = new_key(pg_env, "limited-admin", "--admin", "--rate-limit", "2")
+    a, _ = apis
+    call("GET", f"{a}/api/v1/policies", limited)
+    call("PUT", f"{a}/api/v1/blocklists/limited", limited, {}, expect=201)
+    refused = httpx.get(f"{a}/api/v1/keys", headers=limited)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert int(refused.headers["Retry-After"]) >= 1
