@@ -223,7 +223,7 @@ def test_one_tenants_unstorable_request_never_fails_anothers(api: str, pg_env: d
 class ExplodingEngine:
     """An engine that fails on every text, as a poison item would."""
 
-    def moderate(self, texts: list[str]) -> list[object]:
+    def moderate(self, texts: list[str], rules: object = None) -> list[object]:
         raise RuntimeError("model exploded\nsecond line")
 
 

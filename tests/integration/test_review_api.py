@@ -45,7 +45,7 @@ class ScoresEngine:
     def __init__(self, scores: dict[str, float]) -> None:
         self.scores = {**CLEAR, **scores}
 
-    def moderate(self, texts: list[str]) -> list[Decision]:
+    def moderate(self, texts: list[str], rules: object = None) -> list[Decision]:
         flagged = [c for c in CATEGORIES if self.scores[c] >= POLICY.threshold(c)]
         return [Decision(flagged=bool(flagged), categories={c: c in flagged for c in CATEGORIES},
                          scores=self.scores, spans=[], signals={}, engine_version="e", policy_version="p",

@@ -162,7 +162,7 @@ def test_the_summary_counts_what_was_sent(api: str, env: dict[str, str]) -> None
 class ShadowlessEngine:
     """Decides as an engine without a shadow policy would (stored before one was set)."""
 
-    def moderate(self, texts: list[str]) -> list[Decision]:
+    def moderate(self, texts: list[str], rules: object = None) -> list[Decision]:
         return [Decision(flagged=True, categories={"hate": True}, scores={"hate": 0.9}, spans=[],
                          signals={}, engine_version="e", policy_version="live@0", flagged_categories=["hate"])
                 for _ in texts]
