@@ -91,10 +91,6 @@ class PolicyCatalog:
         self._checked = float("-inf")
         self._lock = threading.Lock()
 
-    @property
-    def revision(self) -> int | None:
-        return self._snapshot.revision
-
     def refresh(self, sessions: sessionmaker[Session]) -> bool:
         """Reload if the revision moved; True if it did. One small query when not."""
         with self._lock:
